@@ -1,0 +1,83 @@
+"""What every command shares: the consoles, error reporting, JSON output and the common options."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from sr_cli.errors import EXIT_INTERRUPTED, SrtoolError
+
+err_console = Console(stderr=True, highlight=False)
+out_console = Console(highlight=False)
+
+T = TypeVar("T")
+
+DeviceOpt = Annotated[str | None, typer.Option(
+    "--device", help="auto|cpu|cuda|cuda:N|mps; auto = CUDA, else MPS, else CPU. Default: $SRTOOL_DEVICE or auto.",
+    show_default=False)]
+PrecisionOpt = Annotated[str, typer.Option(
+    "--precision", help="auto|fp32|fp16|bf16 (fp16 is GPU-only); auto = fp16 on CUDA, fp32 on CPU.")]
+TileOpt = Annotated[str, typer.Option(
+    "--tile", help="LR tile size in pixels: auto (from free memory), 0 (whole image at once) or N.")]
+
+
+def interactive() -> bool:
+    """True when stdout is a terminal: progress bars and chatter only then."""
+    return sys.stdout.isatty()
+
+
+def error(message: str) -> None:
+    """Print one error line on stderr."""
+    err_console.print(f"[red]srtool: error:[/red] {message}", soft_wrap=True)
+
+
+def warn(message: str) -> None:
+    """Print one warning line on stderr."""
+    err_console.print(f"[yellow]srtool: warning:[/yellow] {message}", soft_wrap=True)
+
+
+def print_json(doc: Any) -> None:
+    """Write ``doc`` as JSON on stdout, alone."""
+    sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def parse_tile(tile: str) -> int | None:
+    """``auto`` → None, else a non-negative integer."""
+    if tile == "auto":
+        return None
+    try:
+        value = int(tile)
+    except ValueError:
+        raise SrtoolError(f"--tile must be auto, 0 or a positive integer, got '{tile}'") from None
+    if value < 0:
+        raise SrtoolError(f"--tile must be auto, 0 or a positive integer, got '{tile}'")
+    return value
+
+
+def run_command(fn: Callable[[], T]) -> T:
+    """Run a command body: an SrtoolError becomes one line and its exit code, Ctrl-C exits 130."""
+    try:
+        return fn()
+    except SrtoolError as err:
+        error(str(err))
+        raise typer.Exit(err.exit_code) from None
+    except KeyboardInterrupt:
+        error("interrupted")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+@contextmanager
+def progress_bar(enabled: bool) -> Iterator[Progress]:
+    """A rich progress bar on stderr (disabled when not interactive)."""
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TimeRemainingColumn()]
+    with Progress(*columns, console=err_console, disable=not enabled, transient=False) as bar:
+        yield bar

@@ -1,0 +1,54 @@
+"""``srtool models``: the registry as a table or JSON."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from sr_cli.cli.common import out_console, print_json, run_command
+from sr_cli.registry import MODELS, ModelSpec, shipped_weights
+
+
+def describe(spec: ModelSpec) -> dict[str, Any]:
+    """One registry entry as plain data."""
+    params = {s: sum(p.numel() for p in spec.build(s).parameters()) for s in spec.scales} if spec.learned else {}
+    return {
+        "name": spec.name,
+        "summary": spec.summary,
+        "scales": list(spec.scales),
+        "space": spec.space,
+        "overlap": spec.overlap(),
+        "learned": spec.learned,
+        "params": params,
+        "paper_params": spec.paper_params,
+        "weights": {s: shipped_weights(spec, s).is_file() for s in spec.scales} if spec.learned
+        else {s: True for s in spec.scales},
+        "discriminator": spec.discriminator is not None,
+    }
+
+
+def models(json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False) -> None:
+    """List every model: scales, colour space, overlap, parameters, and which scales have shipped weights."""
+    def body() -> None:
+        rows = [describe(spec) for spec in MODELS.values()]
+        if json_out:
+            print_json(rows)
+            return
+        table = Table(title="srtool models")
+        for col in ("model", "scales (* = weights)", "space", "overlap", "params", "description"):
+            table.add_column(col)
+        for r in rows:
+            scales = " ".join(f"x{s}{'*' if r['weights'][s] else ''}" for s in r["scales"])
+            params = "-" if not r["params"] else f"{max(r['params'].values()) / 1e6:.3g}M" \
+                if max(r["params"].values()) >= 1e5 else f"{max(r['params'].values()):,}"
+            table.add_row(r["name"], scales, r["space"], str(r["overlap"]), params, r["summary"])
+        out_console.print(table)
+
+    run_command(body)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``models`` to the app."""
+    app.command("models")(models)

@@ -1,0 +1,115 @@
+"""``srtool upscale``: images, folders and globs, tiled, written atomically."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from sr_cli.batch import expand_inputs, plan_jobs, prepare_folder, upscale_file
+from sr_cli.cli.common import (DeviceOpt, PrecisionOpt, TileOpt, error, interactive, out_console, parse_tile,
+                               print_json, progress_bar, run_command)
+from sr_cli.errors import EXIT_FAILED, EXIT_OK, SrtoolError, UsageError
+from sr_cli.images import DEFAULT_MAX_PIXELS
+from sr_cli.pipeline import Upscaler
+from sr_cli.registry import DEFAULT_MODEL, DEFAULT_SCALE
+
+EXAMPLE = "butterfly.png"
+
+
+def example_image() -> Path:
+    """The embedded example picture (Set5 butterfly)."""
+    return Path(str(resources.files("sr_cli") / "data" / "Set5" / EXAMPLE))
+
+
+def upscale(
+    inputs: Annotated[list[str] | None, typer.Argument(help="Image files, folders or glob patterns.",
+                                                       show_default=False)] = None,
+    model: Annotated[str, typer.Option("--model", "-m", help="Model name (see `srtool models`).")] = DEFAULT_MODEL,
+    scale: Annotated[int, typer.Option("--scale", "-s", help="Upscaling factor: 2, 3 or 4.")] = DEFAULT_SCALE,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Output file (one input) or folder. "
+                                                "Default: beside each input as <stem>_<model>_x<scale>.<ext>.",
+                                                show_default=False)] = None,
+    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Search folders recursively.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")] = False,
+    skip_existing: Annotated[bool, typer.Option("--skip-existing", help="Skip inputs whose output exists.")] = False,
+    weights: Annotated[Path | None, typer.Option("--weights", help="Load this checkpoint instead of the shipped "
+                                                 "weights.", show_default=False)] = None,
+    width: Annotated[float | None, typer.Option("--width", help="CSD width fraction (csd only).",
+                                                show_default=False)] = None,
+    device: DeviceOpt = None,
+    precision: PrecisionOpt = "auto",
+    tile: TileOpt = "auto",
+    ensemble: Annotated[bool, typer.Option("--ensemble", help="x8 flip/transpose self-ensemble (EDSR+).")] = False,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Tiles per forward pass.", min=1)] = 4,
+    max_pixels: Annotated[int, typer.Option("--max-pixels", help="Refuse inputs with more pixels than this.",
+                                            min=1)] = DEFAULT_MAX_PIXELS,
+    example: Annotated[bool, typer.Option("--example", help="Upscale the embedded example picture "
+                                          f"({EXAMPLE}).")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print a JSON report on stdout.")] = False,
+) -> None:
+    """Upscale images (default: --model {model} --scale {scale}); a batch goes on past a bad file."""
+    def body() -> int:
+        items = list(inputs or []) + ([str(example_image())] if example else [])
+        if not items:
+            raise UsageError("no input: name image files, folders or globs, or pass --example")
+        if overwrite and skip_existing:
+            raise UsageError("--overwrite and --skip-existing exclude each other")
+        sources, problems = expand_inputs(items, recursive)
+        target = output
+        if example and output is None:
+            target = Path.cwd()
+        jobs = plan_jobs(sources, target, model, scale) if sources else []
+        if target is not None and jobs and jobs[0].target.parent == target:
+            prepare_folder(target)
+        options = {"width": width} if width is not None else {}
+        upscaler = Upscaler(model, scale, weights=weights, device=device, precision=precision,
+                            tile=parse_tile(tile), ensemble=ensemble, batch_size=batch_size, **options)
+        report, codes = [], []
+        for problem in problems:
+            error(str(problem))
+            codes.append(problem.exit_code)
+            report.append({"input": str(problem).split(":")[0], "status": "error", "error": str(problem)})
+        with progress_bar(interactive() and not json_out) as bar:
+            images = bar.add_task("images", total=len(jobs))
+            tiles = bar.add_task("tiles", total=None)
+            for job in jobs:
+                if skip_existing and job.target.exists():
+                    report.append({"input": str(job.source), "output": str(job.target), "status": "skipped"})
+                    bar.advance(images)
+                    continue
+                bar.reset(tiles, description=f"{job.source.name}")
+                try:
+                    picture = upscale_file(upscaler, job, overwrite=overwrite, max_pixels=max_pixels,
+                                           progress=lambda done, total: bar.update(tiles, completed=done,
+                                                                                   total=total))
+                except SrtoolError as err:
+                    error(str(err))
+                    codes.append(err.exit_code)
+                    report.append({"input": str(job.source), "status": "error", "error": str(err)})
+                else:
+                    h, w = picture.pixels.shape[:2]
+                    report.append({"input": str(job.source), "output": str(job.target), "status": "ok",
+                                   "size": [w, h], "bit_depth": picture.bit_depth})
+                bar.advance(images)
+        if json_out:
+            print_json({"model": upscaler.spec.name, "scale": scale, "device": str(upscaler.device),
+                        "files": report})
+        elif interactive():
+            done = sum(r["status"] == "ok" for r in report)
+            out_console.print(f"upscaled {done} of {len(report)} image(s) with {upscaler.spec.name} x{scale}")
+        if not codes:
+            return EXIT_OK
+        return codes[0] if len(set(codes)) == 1 else EXIT_FAILED
+
+    code = run_command(body)
+    if code:
+        raise typer.Exit(code)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``upscale`` to the app."""
+    upscale.__doc__ = (upscale.__doc__ or "").format(model=DEFAULT_MODEL, scale=DEFAULT_SCALE)
+    app.command("upscale")(upscale)

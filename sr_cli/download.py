@@ -1,0 +1,222 @@
+"""Checked, atomic, resumable HTTP downloads (standard library only) with a rich progress bar.
+
+A file is fetched to ``<dest>.part`` and renamed to ``dest`` only after its size and sha256 match.
+An existing ``.part`` is continued with an HTTP Range request; a server that ignores Range is read
+again from the start. A mismatch removes the ``.part``; an interrupted transfer keeps it for resume.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import http.client
+import os
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import NamedTuple
+from urllib.parse import urlsplit
+
+import platformdirs
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from sr_cli.errors import DownloadError
+
+TIMEOUT = 30.0  # seconds for connecting and for each read
+CHUNK = 1 << 16
+USER_AGENT = "srtool/0.1 (+urllib)"
+
+
+class Download(NamedTuple):
+    """One file to fetch: its address, where it goes, and what it must be."""
+
+    url: str
+    dest: Path
+    sha256: str
+    size: int
+
+
+class Unreachable(DownloadError):
+    """The server could not be reached at all (offline, DNS failure, connection refused, timeout)."""
+
+    def __init__(self, host: str, reason: str, url: str, folder: Path) -> None:
+        super().__init__(f"cannot reach {host} ({reason}): fetch {url} into {folder}")
+        self.host = host
+        self.reason = reason
+
+
+def data_home() -> Path:
+    """srtool's data folder: ``$SRTOOL_DATA_DIR`` if set, else the platform's user data dir."""
+    return Path(os.environ.get("SRTOOL_DATA_DIR") or platformdirs.user_data_dir("srtool"))
+
+
+def sha256_of(path: Path) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def download_file(url: str, dest: Path, sha256: str, size: int, *, quiet: bool = False) -> Path:
+    """Fetch ``url`` to ``dest`` (checked against ``sha256`` and ``size``) and return ``dest``.
+
+    An existing ``dest`` is verified instead of fetched again. Raises DownloadError.
+    """
+    download_files([Download(url, Path(dest), sha256, size)], label=Path(dest).name, quiet=quiet)
+    return Path(dest)
+
+
+def download_files(items: Sequence[Download], *, label: str, quiet: bool = False) -> None:
+    """Fetch several files in turn under one progress bar of ``label`` (total bytes)."""
+    with _progress(quiet) as progress:
+        task = progress.add_task(label, total=sum(item.size for item in items))
+        for item in items:
+            _fetch(item, lambda n: progress.advance(task, n))
+
+
+@contextlib.contextmanager
+def _progress(quiet: bool) -> Iterator[Progress]:
+    """A transient byte progress bar on stderr; silent when quiet or stderr is not a terminal."""
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+        disable=quiet or not sys.stderr.isatty(),
+    )
+    with progress:
+        yield progress
+
+
+def _fetch(item: Download, advance: Callable[[int], None]) -> None:
+    """Download one item to ``<dest>.part``, check it, rename it into place."""
+    dest = item.dest
+    if dest.exists():
+        _check(dest, item, remove=False)
+        advance(item.size)
+        return
+    part = dest.with_name(dest.name + ".part")
+    start = part.stat().st_size if part.exists() else 0
+    if start > item.size:
+        part.unlink()
+        start = 0
+    advance(start)
+    if start < item.size:
+        _transfer(item, part, start, advance)
+    _check(part, item, remove=True)
+    os.replace(part, dest)
+
+
+def _transfer(item: Download, part: Path, start: int, advance: Callable[[int], None]) -> None:
+    """Append the bytes from ``start`` on to ``part`` (from zero if the server ignores the Range)."""
+    request = urllib.request.Request(item.url, headers={"User-Agent": USER_AGENT})
+    if start:
+        request.add_header("Range", f"bytes={start}-")
+    try:
+        response = urllib.request.urlopen(request, timeout=TIMEOUT)
+    except urllib.error.HTTPError as err:
+        if err.code == 416 and start:  # the .part is not a prefix the server recognises: start over
+            part.unlink()
+            advance(-start)
+            _transfer(item, part, 0, advance)
+            return
+        raise DownloadError(f"{item.url} answered HTTP {err.code} {err.reason}") from None
+    except urllib.error.URLError as err:
+        host = urlsplit(item.url).hostname or item.url
+        raise Unreachable(host, _reason(err.reason), item.url, item.dest.parent) from None
+    except (OSError, http.client.HTTPException) as err:
+        raise _interrupted(item, start, err) from None
+    with response:
+        if start and response.status != 206:  # Range ignored: the body is the whole file
+            advance(-start)
+            start = 0
+        problem = _announced_mismatch(item, response, start)
+        if problem:
+            part.unlink(missing_ok=True)
+            raise DownloadError(problem)
+        _stream(item, response, part, start, advance)
+
+
+def _announced_mismatch(item: Download, response: http.client.HTTPResponse, start: int) -> str | None:
+    """The problem, if the response's announced length shows the server holds a different file."""
+    total = None
+    content_range = response.headers.get("Content-Range", "")
+    if response.status == 206 and "/" in content_range:
+        with contextlib.suppress(ValueError):
+            total = int(content_range.rsplit("/", 1)[1])
+    elif response.headers.get("Content-Length", "").isdigit():
+        total = start + int(response.headers["Content-Length"])
+    if total is None or total == item.size:
+        return None
+    return f"size mismatch for {item.dest.name}: expected {item.size} bytes, server has {total} ({item.url})"
+
+
+def _stream(
+    item: Download, response: http.client.HTTPResponse, part: Path, start: int, advance: Callable[[int], None]
+) -> None:
+    """Copy the response body to ``part`` after its first ``start`` bytes; raise if it ends early."""
+    got = start
+    part.parent.mkdir(parents=True, exist_ok=True)
+    with part.open("r+b" if start else "wb") as f:
+        f.truncate(start)
+        f.seek(start)
+        try:
+            while got <= item.size:
+                block = response.read(min(CHUNK, item.size + 1 - got))
+                if not block:
+                    break
+                f.write(block)
+                got += len(block)
+                advance(len(block))
+        except (OSError, http.client.HTTPException) as err:
+            raise _interrupted(item, got, err) from None
+    if got < item.size:
+        raise _interrupted(item, got, None)
+
+
+def _check(path: Path, item: Download, *, remove: bool) -> None:
+    """Raise DownloadError unless ``path`` has the item's size and sha256 (removing it if ``remove``)."""
+    size = path.stat().st_size
+    problem = None
+    if size != item.size:
+        problem = f"size mismatch for {item.dest.name}: expected {item.size} bytes, got {size}"
+    else:
+        digest = sha256_of(path)
+        if digest != item.sha256:
+            problem = f"checksum mismatch for {item.dest.name}: expected sha256 {item.sha256}, got {digest}"
+    if problem is None:
+        return
+    if remove:
+        path.unlink()
+        raise DownloadError(f"{problem} ({item.url}); the download was discarded")
+    raise DownloadError(f"{problem} in {path}; delete it to download it again")
+
+
+def _interrupted(item: Download, got: int, err: BaseException | None) -> DownloadError:
+    """The error for a transfer cut short; the ``.part`` stays for the next run to resume."""
+    why = f" ({_reason(err)})" if err is not None else " (connection closed early)"
+    return DownloadError(
+        f"download of {item.dest.name} interrupted at {got} of {item.size} bytes{why}; "
+        "run the command again to resume it"
+    )
+
+
+def _reason(err: object) -> str:
+    """A short one-line description of a network error."""
+    text = str(err).strip() or type(err).__name__
+    return " ".join(text.split())

@@ -1,0 +1,188 @@
+"""The tiled inference engine shared by upscale, video and bench.
+
+The input stays on the host. It is cut into equal-sized windows (each tile's core plus an overlap that covers the
+model's receptive field, shifted inwards at the image border), windows run on the device in batches, and only
+each window's core is copied into the output, which is assembled on the host. With an overlap at least the
+receptive-field radius, the tiled result equals a single forward pass. On out-of-memory the batch, then the
+tile, is halved and the image restarted; in fp16 a tile whose output is not finite is redone in fp32.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from sr_cli.device import use_channels_last
+from sr_cli.errors import SrtoolError
+
+Progress = Callable[[int, int], None]  # (tiles done, tiles in total)
+MIN_TILE = 16
+CPU_MAX_AUTO_TILE = 512
+
+
+def _is_oom(err: BaseException) -> bool:
+    return isinstance(err, torch.OutOfMemoryError) or "out of memory" in str(err).lower()
+
+
+def _spans(length: int, tile: int, overlap: int) -> list[tuple[int, int, int]]:
+    """(core start, core end, window start) along one axis; windows all have size min(tile + 2·overlap, length)."""
+    window = min(tile + 2 * overlap, length)
+    spans = []
+    for start in range(0, length, tile):
+        end = min(start + tile, length)
+        spans.append((start, end, min(max(start - overlap, 0), length - window)))
+    return spans
+
+
+def _ensemble_ops() -> Iterator[tuple[Callable[[torch.Tensor], torch.Tensor], Callable[[torch.Tensor], torch.Tensor]]]:
+    """The 8 flips/transposes (forward, inverse) of the "+" self-ensemble."""
+    for transpose in (False, True):
+        for flip_h in (False, True):
+            for flip_w in (False, True):
+                dims = [d for d, on in ((-2, flip_h), (-1, flip_w)) if on]
+
+                def fwd(x: torch.Tensor, t: bool = transpose, d: list[int] = dims) -> torch.Tensor:
+                    x = x.flip(d) if d else x
+                    return x.transpose(-2, -1) if t else x
+
+                def inv(y: torch.Tensor, t: bool = transpose, d: list[int] = dims) -> torch.Tensor:
+                    y = y.transpose(-2, -1) if t else y
+                    return y.flip(d) if d else y
+
+                yield fwd, inv
+
+
+@dataclass
+class Engine:
+    """Runs an LR→SR ``model`` over images of any size, tile by tile.
+
+    ``tile``: LR core size in pixels, ``0`` for one pass over the whole image, ``None`` to size it from free
+    memory. ``overlap``: LR pixels of context on each side of a core.
+    """
+
+    model: nn.Module
+    scale: int
+    overlap: int
+    device: torch.device
+    dtype: torch.dtype = torch.float32
+    tile: int | None = None
+    batch_size: int = 4
+    ensemble: bool = False
+
+    def __post_init__(self) -> None:
+        self._fp32_model = self.model
+        learned = any(True for _ in self.model.parameters())
+        if not learned:  # interpolation: nothing to gain from lower precision
+            self.dtype = torch.float32
+        self._channels_last = use_channels_last(self.device) and learned
+        fmt = torch.channels_last if self._channels_last else torch.preserve_format
+        self._model = copy.deepcopy(self.model) if self.dtype != torch.float32 else self.model
+        self._model = self._model.to(self.device, self.dtype, memory_format=fmt).eval()
+        self._fp32_on_device: nn.Module | None = self._model if self.dtype == torch.float32 else None
+        self.redone_tiles = 0
+
+    def auto_tile(self, channels: int) -> int:
+        """A tile size that fits in a quarter of the free memory of the device (a heuristic, then OOM halving)."""
+        if self.device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(self.device)
+        else:
+            try:
+                free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+            except (ValueError, OSError):
+                free = 2 << 30
+        width = max((p.shape[0] for p in self._model.parameters() if p.dim() == 4), default=channels)
+        bytes_per_lr_px = 4 * (4 * width + 2 * channels * self.scale**2) * max(self.batch_size, 1)
+        side = int(math.sqrt(free / 4 / bytes_per_lr_px)) - 2 * self.overlap
+        limit = CPU_MAX_AUTO_TILE if self.device.type == "cpu" else 2048
+        return max(MIN_TILE * 4, min(side, limit))
+
+    @torch.inference_mode()
+    def run(self, x: torch.Tensor, progress: Progress | None = None) -> torch.Tensor:
+        """Upscale ``x`` (N, C, H, W) float32 on the host; returns (N, C, sH, sW) float32 on the host."""
+        if x.dim() != 4:
+            raise ValueError(f"expected an (N, C, H, W) tensor, got shape {tuple(x.shape)}")
+        tile = self.tile if self.tile is not None else self.auto_tile(x.shape[1])
+        batch = self.batch_size
+        while True:
+            try:
+                return self._run_tiled(x, tile, batch, progress)
+            except (RuntimeError, torch.OutOfMemoryError) as err:
+                if not _is_oom(err):
+                    raise
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                h, w = x.shape[-2:]
+                if batch > 1:
+                    batch //= 2
+                elif tile == 0 or tile > MIN_TILE:
+                    tile = max(h, w) // 2 if tile == 0 else tile // 2
+                    tile = max(tile, MIN_TILE)
+                else:
+                    raise SrtoolError(
+                        f"out of memory on {self.device} even with {MIN_TILE}-pixel tiles: try --device cpu"
+                    ) from None
+
+    def _run_tiled(self, x: torch.Tensor, tile: int, batch: int, progress: Progress | None) -> torch.Tensor:
+        n, c, h, w = x.shape
+        s = self.scale
+        out = torch.empty((n, c, h * s, w * s), dtype=torch.float32)
+        if tile <= 0 or (tile >= h and tile >= w):
+            tile = max(h, w)
+        rows, cols = _spans(h, tile, self.overlap), _spans(w, tile, self.overlap)
+        wh, ww = min(tile + 2 * self.overlap, h), min(tile + 2 * self.overlap, w)
+        jobs = [(i, r, c_) for i in range(n) for r in rows for c_ in cols]
+        for first in range(0, len(jobs), batch):
+            chunk = jobs[first:first + batch]
+            windows = torch.stack([x[i, :, r[2]:r[2] + wh, c_[2]:c_[2] + ww] for i, r, c_ in chunk])
+            result = self._forward(windows)
+            for k, (i, (r0, r1, rw), (c0, c1, cw)) in enumerate(chunk):
+                out[i, :, r0 * s:r1 * s, c0 * s:c1 * s] = result[
+                    k, :, (r0 - rw) * s:(r1 - rw) * s, (c0 - cw) * s:(c1 - cw) * s
+                ]
+            if progress is not None:
+                progress(first + len(chunk), len(jobs))
+        return out
+
+    def _forward(self, windows: torch.Tensor) -> torch.Tensor:
+        """Model output for a batch of windows, on the host in float32; non-finite fp16 tiles redone in fp32."""
+        y = self._predict(self._model, windows, self.dtype)
+        if self.dtype == torch.float16:
+            bad = ~torch.isfinite(y).flatten(1).all(dim=1)
+            if bad.any():
+                if self._fp32_on_device is None:
+                    self._fp32_on_device = copy.deepcopy(self._fp32_model).to(self.device).eval()
+                y[bad] = self._predict(self._fp32_on_device, windows[bad], torch.float32)
+                self.redone_tiles += int(bad.sum())
+        return y
+
+    def _predict(self, model: nn.Module, windows: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        fmt = torch.channels_last if self._channels_last else torch.contiguous_format
+        x = windows.to(self.device, dtype, non_blocking=True).contiguous(memory_format=fmt)
+        if not self.ensemble:
+            y = model(x).float()
+        else:
+            y = sum(inv(model(fwd(x)).float()) for fwd, inv in _ensemble_ops()) / 8
+        return y.to("cpu", torch.float32)
+
+
+def upscale_tensor(
+    model: nn.Module,
+    x: torch.Tensor,
+    scale: int,
+    *,
+    overlap: int,
+    tile: int | None = None,
+    device: torch.device | None = None,
+    dtype: torch.dtype = torch.float32,
+    ensemble: bool = False,
+    progress: Progress | None = None,
+) -> torch.Tensor:
+    """One-shot form of :class:`Engine` (see there)."""
+    engine = Engine(model, scale, overlap, device or torch.device("cpu"), dtype, tile, ensemble=ensemble)
+    return engine.run(x, progress)

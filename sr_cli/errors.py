@@ -1,0 +1,53 @@
+"""The error types srtool raises for bad input, and their stable exit codes.
+
+Every error a user can cause is an ``SrtoolError``: the command line prints its message as one line
+and exits with its ``exit_code``; nothing else is shown (no traceback).
+"""
+
+from __future__ import annotations
+
+# Stable exit codes, documented in the README.
+EXIT_OK = 0
+EXIT_FAILED = 1  # some items of a batch failed; the others were done
+EXIT_USAGE = 2  # bad option or argument (Typer uses 2 too)
+EXIT_INPUT = 3  # an input file or data set that cannot be used
+EXIT_WEIGHTS = 4  # missing or mismatched model weights
+EXIT_OUTPUT = 5  # an output that exists (without --overwrite) or cannot be written
+EXIT_NETWORK = 6  # a download that failed
+EXIT_INTERRUPTED = 130  # Ctrl-C
+
+
+class SrtoolError(Exception):
+    """A problem the user can fix; its message is one line naming the problem."""
+
+    exit_code = EXIT_FAILED
+
+
+class UsageError(SrtoolError):
+    """An option value that cannot work (unknown model, unsupported scale, ...)."""
+
+    exit_code = EXIT_USAGE
+
+
+class InputError(SrtoolError):
+    """An input that cannot be read: missing, not an image, corrupt, too large, too small."""
+
+    exit_code = EXIT_INPUT
+
+
+class WeightsError(SrtoolError):
+    """Weights that are missing or belong to another architecture or scale."""
+
+    exit_code = EXIT_WEIGHTS
+
+
+class OutputError(SrtoolError):
+    """An output that already exists or cannot be written."""
+
+    exit_code = EXIT_OUTPUT
+
+
+class DownloadError(SrtoolError):
+    """A download that failed or did not match its checksum."""
+
+    exit_code = EXIT_NETWORK

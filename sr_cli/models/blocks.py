@@ -1,0 +1,104 @@
+"""Building blocks shared by the SR models: 'same' convolutions, mean shift, residual blocks, upsamplers.
+
+Module layouts follow EDSR-PyTorch's ``common.py`` so that state-dict names match its checkpoints.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+SCALES = (2, 3, 4)
+
+
+def check_scale(scale: int, scales: Sequence[int] = SCALES) -> None:
+    """Raise ValueError unless ``scale`` is one of ``scales``."""
+    if scale not in scales:
+        raise ValueError(f"unsupported scale {scale}: expected one of {tuple(scales)}")
+
+
+def stage_factors(scale: int) -> list[int]:
+    """The upsampling stages for ``scale``: one ×3 stage, or ×2 stages (two for ×4, as in the papers)."""
+    check_scale(scale)
+    return [3] if scale == 3 else [2] * int(math.log2(scale))
+
+
+def conv(in_channels: int, out_channels: int, kernel_size: int, bias: bool = True, stride: int = 1) -> nn.Conv2d:
+    """A convolution with zero 'same' padding (``kernel_size // 2``)."""
+    return nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2, bias=bias)
+
+
+def scaled_kaiming_(modules: Sequence[nn.Module], scale: float) -> None:
+    """Kaiming-normal init scaled by ``scale``, zero bias (BasicSR's ``default_init_weights``)."""
+    for module in modules:
+        nn.init.kaiming_normal_(module.weight)
+        with torch.no_grad():
+            module.weight.mul_(scale)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+
+def upsampling_radius(radii: Sequence[int], factors: Sequence[int]) -> int:
+    """Receptive-field radius in LR pixels of a network that upsamples by ``factors`` in turn.
+
+    ``radii[i]`` is the summed radius (``k // 2``) of the convolutions run at resolution ``i`` (0 = LR);
+    ``factors[i]`` is the nearest/sub-pixel upsampling from resolution ``i`` to ``i + 1``. A radius ``r`` at
+    a resolution ``f`` times finer reaches ``ceil(r / f)`` pixels beyond a tile's edge at the coarser one.
+    """
+    radius = radii[-1]
+    for r, f in zip(reversed(radii[:-1]), reversed(factors), strict=True):
+        radius = -(-radius // f) + r
+    return radius
+
+
+class MeanShift(nn.Module):
+    """Adds ``sign · mean`` per channel as a fixed 1×1 convolution (EDSR-PyTorch's ``MeanShift``, rgb_range 1).
+
+    ``weight`` and ``bias`` are buffers, not parameters: they are saved and loaded under EDSR's names but are
+    not trained and not counted among the model's parameters.
+    """
+
+    def __init__(self, mean: Sequence[float], sign: int) -> None:
+        super().__init__()
+        n = len(mean)
+        self.register_buffer("weight", torch.eye(n).view(n, n, 1, 1))
+        self.register_buffer("bias", sign * torch.tensor(mean, dtype=torch.float32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.weight, self.bias)
+
+
+class ResBlock(nn.Module):
+    """``x + res_scale · body(x)``, body = conv [BN] act conv [BN] (EDSR-PyTorch's ``ResBlock`` layout)."""
+
+    def __init__(self, n_feats: int, kernel_size: int, act: Callable[[], nn.Module], bn: bool = False,
+                 res_scale: float = 1.0) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        for i in range(2):
+            layers.append(conv(n_feats, n_feats, kernel_size))
+            if bn:
+                layers.append(nn.BatchNorm2d(n_feats))
+            if i == 0:
+                layers.append(act())
+        self.body = nn.Sequential(*layers)
+        self.res_scale = res_scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x) * self.res_scale
+
+
+class Upsampler(nn.Sequential):
+    """Sub-pixel upsampler: (conv3 to r²·C, PixelShuffle(r) [, act]) once for ×3, twice with r=2 for ×4."""
+
+    def __init__(self, scale: int, n_feats: int, act: Callable[[], nn.Module] | None = None) -> None:
+        layers: list[nn.Module] = []
+        for r in stage_factors(scale):
+            layers += [conv(n_feats, r * r * n_feats, 3), nn.PixelShuffle(r)]
+            if act is not None:
+                layers.append(act())
+        super().__init__(*layers)

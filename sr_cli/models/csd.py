@@ -1,0 +1,138 @@
+"""The width-switchable EDSR of CSD (Wang et al. 2021, "channel-splitting network"), official CSD names.
+
+One set of weights serves every width: at width ``w`` each convolution uses only its first ``int(C·w)``
+input and output channels, which makes the network a dense EDSR of ``int(C·w)`` features (the student).
+The image channels (the head's input, the tail's output) are never sliced.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sr_cli.models.blocks import MeanShift, check_scale, stage_factors, upsampling_radius
+from sr_cli.models.edsr import DIV2K_MEAN, EDSR
+
+_MEAN_SHIFT = ("sub_mean.weight", "sub_mean.bias", "add_mean.weight", "add_mean.bias")
+
+
+class _SlimConv2d(nn.Conv2d):
+    """A 'same' convolution that runs on the first input channels it is given and the first ``out`` outputs."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
+
+    def forward(self, x: torch.Tensor, out: int | None = None) -> torch.Tensor:
+        out = self.out_channels if out is None else out
+        return F.conv2d(x, self.weight[:out, : x.shape[1]], self.bias[:out], padding=self.padding)
+
+
+class _SlimResBlock(nn.Module):
+    """``x + res_scale · conv2(relu(conv1(x)))`` at the width of ``x``."""
+
+    def __init__(self, n_feats: int, res_scale: float) -> None:
+        super().__init__()
+        self.conv1 = _SlimConv2d(n_feats, n_feats)
+        self.act = nn.ReLU(inplace=True)
+        self.conv2 = _SlimConv2d(n_feats, n_feats)
+        self.res_scale = res_scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = x.shape[1]
+        return x + self.conv2(self.act(self.conv1(x, c)), c) * self.res_scale
+
+
+class _SlimUpsampler(nn.Module):
+    """Sub-pixel upsampler; at width ``c`` a stage's conv keeps its first ``r²·c`` outputs, exactly the
+    channels PixelShuffle(r) turns into the first ``c`` feature maps (output channel ``k·r² + i`` → map ``k``)."""
+
+    def __init__(self, scale: int, n_feats: int) -> None:
+        super().__init__()
+        self.factors = stage_factors(scale)
+        self.blocks = nn.ModuleList(_SlimConv2d(n_feats, r * r * n_feats) for r in self.factors)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for r, block in zip(self.factors, self.blocks, strict=True):
+            x = F.pixel_shuffle(block(x, r * r * x.shape[1]), r)
+        return x
+
+
+class CSDEDSR(nn.Module):
+    """EDSR (default 32 × 256, ``res_scale`` 0.1) whose width ``set_width`` switches; full width by default."""
+
+    def __init__(self, scale: int, n_blocks: int = 32, n_feats: int = 256, res_scale: float = 0.1,
+                 num_channels: int = 3) -> None:
+        super().__init__()
+        check_scale(scale)
+        if num_channels != len(DIV2K_MEAN):
+            raise ValueError(f"CSDEDSR takes RGB input, not {num_channels} channels")
+        self.scale = scale
+        self.n_feats = n_feats
+        self.width = n_feats
+        self.sub_mean = MeanShift(DIV2K_MEAN, sign=-1)
+        self.add_mean = MeanShift(DIV2K_MEAN, sign=1)
+        self.head = _SlimConv2d(num_channels, n_feats)
+        self.body = nn.ModuleList(_SlimResBlock(n_feats, res_scale) for _ in range(n_blocks))
+        self.body_conv = _SlimConv2d(n_feats, n_feats)
+        self.upsampler = _SlimUpsampler(scale, n_feats)
+        self.tail_conv = _SlimConv2d(n_feats, num_channels)
+
+    def channels(self, width: float) -> int:
+        """Feature channels at ``width`` (a fraction in (0, 1]); ValueError outside it or below one channel."""
+        if not 0 < width <= 1:
+            raise ValueError(f"width must be in (0, 1], got {width}")
+        c = int(self.n_feats * width)
+        if c < 1:
+            raise ValueError(f"width {width} leaves no channel of {self.n_feats}")
+        return c
+
+    def set_width(self, width: float) -> None:
+        """Run with the first ``int(n_feats · width)`` feature channels from now on."""
+        self.width = self.channels(width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.head(self.sub_mean(x), self.width)
+        res = x
+        for block in self.body:
+            res = block(res)
+        x = x + self.body_conv(res, self.width)
+        return self.add_mean(self.tail_conv(self.upsampler(x)))
+
+    def active_params(self, width: float) -> int:
+        """Parameters used at ``width`` (those of the dense EDSR it equals; mean shifts excluded)."""
+        sliced = slice_state_dict(self.state_dict(), width)
+        return sum(v.numel() for k, v in sliced.items() if k not in _MEAN_SHIFT)
+
+    @staticmethod
+    def receptive_radius(scale: int, n_blocks: int = 32) -> int:
+        """The same as EDSR's: head + 2·n_blocks + body conv + upsampler convs + tail conv at HR."""
+        return EDSR.receptive_radius(scale, n_blocks)
+
+
+def slice_state_dict(csd_state: dict[str, torch.Tensor], width: float) -> dict[str, torch.Tensor]:
+    """The dense EDSR (EDSR-PyTorch names) that a CSDEDSR state dict runs at ``width``: load it into
+    ``EDSR(scale, n_blocks, int(n_feats · width), res_scale)``. Tensors are contiguous copies."""
+    n_feats = csd_state["head.weight"].shape[0]
+    if not 0 < width <= 1 or int(n_feats * width) < 1:
+        raise ValueError(f"width must be in (0, 1] and leave a channel of {n_feats}, got {width}")
+    c = int(n_feats * width)
+    n_blocks = sum(1 for k in csd_state if k.startswith("body.") and k.endswith(".conv1.weight"))
+    n_stages = sum(1 for k in csd_state if k.startswith("upsampler.blocks.") and k.endswith(".weight"))
+
+    def conv(prefix: str, out: int | None, inp: int | None) -> dict[str, torch.Tensor]:
+        w, b = csd_state[f"{prefix}.weight"], csd_state[f"{prefix}.bias"]
+        return {"weight": w[:out, :inp], "bias": b[:out]}
+
+    layers = {"head.0": conv("head", c, None)}
+    for i in range(n_blocks):
+        layers[f"body.{i}.body.0"] = conv(f"body.{i}.conv1", c, c)
+        layers[f"body.{i}.body.2"] = conv(f"body.{i}.conv2", c, c)
+    layers[f"body.{n_blocks}"] = conv("body_conv", c, c)
+    for j in range(n_stages):
+        r2 = csd_state[f"upsampler.blocks.{j}.weight"].shape[0] // n_feats
+        layers[f"tail.0.{2 * j}"] = conv(f"upsampler.blocks.{j}", r2 * c, c)
+    layers["tail.1"] = conv("tail_conv", None, c)
+    out = {f"{name}.{kind}": t.clone() for name, ts in layers.items() for kind, t in ts.items()}
+    out.update({k: csd_state[k].clone() for k in _MEAN_SHIFT})
+    return out

@@ -1,0 +1,98 @@
+"""The full configuration of a training run: what ``config.json`` in a run folder holds."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from sr_cli.errors import UsageError
+
+OPTIMIZERS = ("adam", "adamw")
+SCHEDULES = ("step", "cosine", "constant")
+# What --resume may change; everything else comes from the run's own config.
+RESUME_OVERRIDES = frozenset({"steps", "device", "precision", "workers", "val_every", "patience",
+                              "checkpoint_every", "log_every"})
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a run (patch sizes in LR pixels; the HR patch is ``patch * scale``)."""
+
+    model: str
+    scale: int
+    data: list[str]
+    model_options: dict[str, Any] = field(default_factory=dict)
+    steps: int = 100_000
+    batch: int = 16
+    patch: int = 48
+    loss: str = "l1"
+    gan_type: str = "ragan"
+    perceptual_layer: str = "conv5_4"
+    vgg_weights: str | None = None
+    optimizer: str = "adam"
+    lr: float = 1e-4
+    d_lr: float | None = None  # discriminator learning rate (default: lr)
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    schedule: str = "step"
+    decay_every: int = 200_000  # step schedule: multiply by gamma every N steps ...
+    milestones: list[int] = field(default_factory=list)  # ... or at these steps
+    gamma: float = 0.5
+    warmup: int = 0
+    min_lr: float = 0.0  # cosine floor
+    grad_clip: float = 0.0  # max global gradient norm; 0 = off
+    ema: float = 0.0  # EMA decay (e.g. 0.999); 0 = off
+    precision: str = "auto"
+    device: str = "auto"
+    degradation: str = "bicubic"
+    augment: bool = True
+    val_set: str = "set5"
+    val_data: str | None = None  # a folder of HR images instead of val_set
+    val_every: int = 1000
+    patience: int = 0  # stop after this many validations without a new best; 0 = never
+    checkpoint_every: int = 1000
+    log_every: int = 100
+    workers: int = 2
+    seed: int = 0
+    cache_dir: str | None = None
+    init: str | None = None
+
+    def __post_init__(self) -> None:
+        self.betas = tuple(self.betas)  # JSON gives lists
+        for name in ("steps", "batch", "patch", "val_every", "checkpoint_every", "log_every"):
+            if int(getattr(self, name)) < 1:
+                raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        for name in ("lr", "gamma"):
+            if not float(getattr(self, name)) > 0:
+                raise UsageError(f"--{name} must be positive, got {getattr(self, name)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise UsageError(f"unknown --optimizer {self.optimizer!r}: choose {' or '.join(OPTIMIZERS)}")
+        if self.schedule not in SCHEDULES:
+            raise UsageError(f"unknown --schedule {self.schedule!r}: choose one of {', '.join(SCHEDULES)}")
+        if not 0 <= self.ema < 1:
+            raise UsageError(f"--ema must be in [0, 1), got {self.ema}")
+        if self.workers < 0 or self.patience < 0 or self.warmup < 0 or self.grad_clip < 0:
+            raise UsageError("--workers, --patience, --warmup and --grad-clip cannot be negative")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able values."""
+        out = dataclasses.asdict(self)
+        out["betas"] = list(self.betas)
+        return out
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> TrainConfig:
+        """Rebuild from :meth:`to_dict` output (unknown keys are an error: the file is from another version)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(doc) - names)
+        if unknown:
+            raise UsageError(f"run config has unknown settings: {', '.join(unknown)}")
+        return cls(**doc)
+
+    def resumed(self, overrides: dict[str, Any]) -> TrainConfig:
+        """This config with the resume-time ``overrides`` (only :data:`RESUME_OVERRIDES` keys) applied."""
+        bad = sorted(k for k in overrides if k not in RESUME_OVERRIDES)
+        if bad:
+            raise UsageError(f"--resume continues a run with its own settings; cannot change {', '.join(bad)}")
+        return dataclasses.replace(self, **overrides)

@@ -1,0 +1,85 @@
+"""Optimisers, learning-rate schedules (with warmup), the weight EMA and the training precision rule."""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Iterable
+
+import torch
+from torch import nn
+
+from sr_cli.device import select_precision
+from sr_cli.train.config import TrainConfig
+
+
+def build_optimizer(params: Iterable[nn.Parameter], config: TrainConfig, lr: float) -> torch.optim.Optimizer:
+    """Adam or AdamW (β, ε = 1e-8 and weight decay from ``config``)."""
+    cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    return cls(params, lr=lr, betas=config.betas, eps=1e-8, weight_decay=config.weight_decay)
+
+
+def lr_factor(config: TrainConfig) -> Callable[[int], float]:
+    """The multiplier of the base learning rate at (0-based) step ``t``: linear warmup over ``warmup`` steps,
+    then ``step`` (× gamma every ``decay_every`` steps or at each milestone), ``cosine`` (down to ``min_lr``
+    at ``steps``) or ``constant``."""
+    warmup, floor = config.warmup, config.min_lr / config.lr
+
+    def factor(t: int) -> float:
+        if t < warmup:
+            return (t + 1) / warmup
+        if config.schedule == "step":
+            k = sum(t >= m for m in config.milestones) if config.milestones else t // config.decay_every
+            return config.gamma**k
+        if config.schedule == "cosine":
+            progress = min((t - warmup) / max(config.steps - warmup, 1), 1.0)
+            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+        return 1.0
+
+    return factor
+
+
+class EMA:
+    """Exponential moving average of a model's parameters and float buffers (other buffers are copied).
+
+    The decay ramps up as ``min(decay, (1 + n) / (10 + n))`` after ``n`` updates, so early averages are not
+    dominated by the random initialisation.
+    """
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.module = copy.deepcopy(model).eval().requires_grad_(False)
+        self.updates = 0
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        """Move the average towards ``model``'s current weights."""
+        self.updates += 1
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        pairs = list(zip(self.module.state_dict().values(), model.state_dict().values(), strict=True))
+        floats = [(e, m) for e, m in pairs if e.is_floating_point()]
+        if floats:
+            torch._foreach_lerp_([e for e, _ in floats], [m for _, m in floats], 1 - decay)
+        for e, m in pairs:
+            if not e.is_floating_point():
+                e.copy_(m)
+
+    def state_dict(self) -> dict:
+        return {"module": self.module.state_dict(), "updates": self.updates}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.module.load_state_dict(state["module"])
+        self.updates = int(state["updates"])
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX); without it bf16 autocast is slower."""
+    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+
+
+def training_precision(name: str | None, device: torch.device) -> torch.dtype:
+    """The autocast dtype for training: ``auto`` on CPU is bf16 where the CPU has native bf16, else fp32;
+    otherwise :func:`sr_cli.device.select_precision` (fp16 on CUDA, which trains with a GradScaler)."""
+    if (name or "auto") == "auto" and device.type == "cpu":
+        return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
+    return select_precision(name, device)

@@ -1,0 +1,56 @@
+"""The ffmpeg binary that imageio-ffmpeg ships: finding it, running it, and reading its error lines."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from fractions import Fraction
+from functools import cache
+
+_PREFIX = re.compile(r"^(\[[^\]]*\]\s*)+")
+_TELLING = re.compile(r"error|invalid|not |no |unable|cannot|could not|unknown|unsupported|fail", re.I)
+
+
+@cache
+def ffmpeg_exe() -> str:
+    """Path of the ffmpeg executable bundled with imageio-ffmpeg."""
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def command(*args: str) -> list[str]:
+    """An ffmpeg command line: quiet banner, never reading the terminal."""
+    return [ffmpeg_exe(), "-hide_banner", "-nostdin", *args]
+
+
+def run(args: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run ffmpeg with ``args`` to completion; stdout and stderr are captured as text."""
+    return subprocess.run(command(*args), capture_output=True, text=True, errors="replace", check=False)
+
+
+def error_line(stderr: str) -> str:
+    """The line of ffmpeg's stderr that best names what went wrong, without its ``[ctx @ 0x..]`` prefix."""
+    lines = [_PREFIX.sub("", line).strip() for line in stderr.splitlines()]
+    lines = [line for line in lines if line and not line.startswith(("Error opening output file", "Conversion failed"))]
+    telling = [line for line in lines if _TELLING.search(line)]
+    if telling:
+        return telling[0] if "Error opening input file" not in telling[0] else telling[-1]
+    return lines[-1] if lines else "ffmpeg failed without a message"
+
+
+@cache
+def encoders() -> dict[str, str]:
+    """Encoder name → kind letter (V video, A audio, S subtitle) for this ffmpeg build."""
+    out = run(["-encoders"]).stdout
+    found = {}
+    for line in out.splitlines():
+        match = re.match(r"^ ([VAS])[.A-Z]{5} (\S+)", line)
+        if match and match.group(2) != "=":
+            found[match.group(2)] = match.group(1)
+    return found
+
+
+def seconds(value: Fraction) -> str:
+    """A time in seconds as ffmpeg reads it, to the microsecond."""
+    return f"{float(value):.6f}"

@@ -1,0 +1,204 @@
+"""What a video holds, read from ffmpeg itself (there is no ffprobe).
+
+``ffmpeg -i`` names the container and the streams. One decoding pass with ``showinfo`` gives every frame's
+exact timestamp, the time base, the frame rate as a fraction, the size and the colour tags; a packet pass
+(``-c copy -f framecrc``) gives the timestamps the decoder should have produced, so a frame that failed to
+decode is found and placed instead of vanishing.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+from sr_cli.errors import InputError
+from sr_cli.video import ffmpeg
+from sr_cli.video.timing import Timeline
+
+_INPUT = re.compile(r"^Input #0, (.+), from '")
+_START = re.compile(r"Duration: .*, start: (-?\d+(?:\.\d+)?)")
+_STREAM = re.compile(r"^\s*Stream #0:(\d+)(?:\[[^\]]*\])?(?:\([^)]*\))?: (\w+): ([^\s,]+)")
+_CONFIG = re.compile(r"config in time_base: (\d+)/(\d+), frame_rate: (\d+)/(\d+)")
+_FRAME = re.compile(r"\] n:\s*\d+ pts:\s*(-?\d+|NOPTS) .*?duration:\s*(-?\d+) .* sar:(\d+)/(\d+) s:(\d+)x(\d+)")
+_COLOUR = re.compile(r"color_range:(\S+) color_space:(\S+) color_primaries:(\S+) color_trc:(\S+)")
+_DECODE_ERROR = re.compile(r"error submitting packet to decoder|decoding error|error while decoding|concealing", re.I)
+_NOPTS = -(2**63)
+STILL_IMAGE_DEMUXERS = ("image2", "_pipe")
+
+
+@dataclass(frozen=True)
+class Stream:
+    """One stream of the input as ``ffmpeg -i`` lists it."""
+
+    index: int
+    kind: str  # video | audio | subtitle | data | attachment
+    codec: str
+    attached_pic: bool = False
+
+
+@dataclass
+class Colour:
+    """Colour tags of the video stream in ffmpeg's option spelling; None where unknown."""
+
+    range: str | None = None
+    space: str | None = None
+    primaries: str | None = None
+    trc: str | None = None
+
+
+@dataclass
+class VideoInfo:
+    """The input's container, streams and the video stream's frames in the selected time range."""
+
+    path: Path
+    container: str
+    start: Fraction  # container start time in seconds
+    streams: list[Stream]
+    stream: int  # index of the video stream used
+    codec: str
+    width: int
+    height: int
+    sar: Fraction | None
+    colour: Colour
+    timeline: Timeline
+    decode_errors: list[str] = field(default_factory=list)
+
+    @property
+    def frames(self) -> int:
+        """Frames to process (decoded and undecodable slots)."""
+        return len(self.timeline.pts)
+
+    def others(self, kind: str) -> list[Stream]:
+        """Streams of one kind other than the video used."""
+        return [s for s in self.streams if s.kind == kind and s.index != self.stream]
+
+
+def read_header(path: Path) -> tuple[str, Fraction, list[Stream]]:
+    """Container name, start time and streams from ``ffmpeg -i``; InputError when it is not readable media."""
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    stderr = ffmpeg.run(["-i", str(path)]).stderr
+    container = next((m.group(1) for m in map(_INPUT.match, stderr.splitlines()) if m), None)
+    if container is None:
+        raise InputError(f"{path}: not a video ffmpeg can read ({ffmpeg.error_line(stderr)})")
+    start = next((Fraction(m.group(1)) for m in map(_START.search, stderr.splitlines()) if m), Fraction(0))
+    streams = [Stream(int(m.group(1)), m.group(2).lower(), m.group(3), "(attached pic)" in line)
+               for line in stderr.splitlines() if (m := _STREAM.match(line))]
+    return container, start, streams
+
+
+def video_stream(path: Path, container: str, streams: list[Stream]) -> Stream:
+    """The stream to upscale: the first video stream that is not cover art."""
+    if container == "image2" or container.endswith("_pipe"):
+        raise InputError(f"{path}: a still image, not a video (use `srtool upscale` for images)")
+    video = [s for s in streams if s.kind == "video" and not s.attached_pic]
+    if not video:
+        raise InputError(f"{path}: no video stream (streams: {', '.join(s.kind for s in streams) or 'none'})")
+    if video[0].codec == "none":
+        raise InputError(f"{path}: the video stream's codec is unknown to this ffmpeg, which cannot decode it")
+    return video[0]
+
+
+def _seek_args(start: Fraction) -> list[str]:
+    """Fast seek a second before ``start`` (relative to the container start); frames are then picked by time."""
+    at = start - 1
+    return ["-ss", ffmpeg.seconds(at), "-noaccurate_seek"] if at > 0 else []
+
+
+def _lines(proc: subprocess.Popen[str], stream: str) -> Iterator[str]:
+    pipe = proc.stderr if stream == "stderr" else proc.stdout
+    assert pipe is not None
+    yield from pipe
+
+
+def _decode_pass(path: Path, index: int, seek: list[str], end: Fraction | None) -> dict:
+    """Decode the stream once, reading every frame's timestamp, size and colour tags from ``showinfo``."""
+    args = ffmpeg.command("-copyts", *seek, "-i", str(path), "-map", f"0:{index}", "-vf", "showinfo=checksum=0",
+                          "-fps_mode", "passthrough", "-f", "null", "-")
+    found: dict = {"frames": [], "errors": [], "colour": None, "config": None, "tail": []}
+    with subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                          errors="replace") as proc:
+        for line in _lines(proc, "stderr"):
+            if (m := _FRAME.search(line)) is not None:
+                if m.group(1) == "NOPTS":
+                    raise InputError(f"{path}: a decoded frame has no timestamp; remux the file first")
+                pts = int(m.group(1))
+                if end is not None and found["config"] and pts * found["config"][0] >= end:
+                    proc.terminate()
+                    break
+                found["frames"].append((pts, int(m.group(2)), Fraction(int(m.group(3)), int(m.group(4)) or 1),
+                                        int(m.group(5)), int(m.group(6))))
+            elif found["config"] is None and (m := _CONFIG.search(line)) is not None:
+                found["config"] = (Fraction(int(m.group(1)), int(m.group(2))),
+                                   Fraction(int(m.group(3)), int(m.group(4))) if int(m.group(4)) else Fraction(0))
+            elif found["colour"] is None and (m := _COLOUR.search(line)) is not None:
+                found["colour"] = m.groups()
+            elif _DECODE_ERROR.search(line):
+                found["errors"].append(ffmpeg.error_line(line))
+            else:
+                found["tail"] = (found["tail"] + [line])[-30:]
+        proc.wait()
+    if not found["frames"] and proc.returncode not in (0, -15):
+        raise InputError(f"{path}: ffmpeg cannot decode the video stream ({ffmpeg.error_line(''.join(found['tail']))})")
+    return found
+
+
+def _packet_pts(path: Path, index: int, seek: list[str], end: Fraction | None) -> tuple[Fraction, list[int]]:
+    """Presentation timestamps of the stream's packets (no decoding): what the decoder should have produced."""
+    args = ffmpeg.command("-v", "error", "-copyts", *seek, "-i", str(path), "-map", f"0:{index}", "-c", "copy",
+                          "-f", "framecrc", "-")
+    tb, pts = Fraction(0), []
+    with subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as proc:
+        for line in _lines(proc, "stdout"):
+            if line.startswith("#tb 0:"):
+                num, den = line.split(":")[1].strip().split("/")
+                tb = Fraction(int(num), int(den))
+            elif not line.startswith("#"):
+                fields = [f.strip() for f in line.split(",")]
+                dts, value = int(fields[1]), int(fields[2])
+                if end is not None and dts != _NOPTS and dts * tb >= end:
+                    proc.terminate()
+                    break
+                pts.append(value)
+        proc.wait()
+    return tb, pts
+
+
+def _colour(tags: tuple[str, ...] | None) -> Colour:
+    known = [None if tag in ("unknown", "unspecified", "reserved") else tag for tag in (tags or ("",) * 4)]
+    return Colour(*[tag or None for tag in known])
+
+
+def probe(path: Path, start: Fraction = Fraction(0), duration: Fraction | None = None) -> VideoInfo:
+    """Read the input's streams and the video frames in ``[start, start + duration)`` (seconds from its start)."""
+    path = Path(path)
+    container, origin, streams = read_header(path)
+    stream = video_stream(path, container, streams)
+    seek = _seek_args(start)
+    begin = origin + start
+    end = None if duration is None else begin + duration
+    found = _decode_pass(path, stream.index, seek, end)
+    tb, rate = found["config"] or (Fraction(1), Fraction(0))
+    frames = [f for f in found["frames"] if f[0] * tb >= begin]
+    if not frames:
+        raise InputError(f"{path}: no video frames {'after --start' if start else 'could be decoded'}")
+    sizes = {(f[3], f[4]) for f in frames}
+    if len(sizes) > 1:
+        raise InputError(f"{path}: the frame size changes mid-stream ({' → '.join(f'{w}x{h}' for w, h in sizes)})")
+    decoded = [f[0] for f in frames]
+    missing: list[int] = []
+    if found["errors"]:
+        ptb, packets = _packet_pts(path, stream.index, seek, end)
+        if ptb:
+            wanted = {p * ptb for p in packets if p != _NOPTS and p * ptb >= begin}
+            have = {p * tb for p in decoded}
+            if have <= wanted:
+                missing = sorted(int(t / tb) for t in wanted - have if (t / tb).denominator == 1)
+    timeline = Timeline.build(tb, rate, decoded, missing, last_duration=frames[-1][1])
+    w, h = frames[0][3], frames[0][4]
+    return VideoInfo(path, container, origin, streams, stream.index, stream.codec, w, h, frames[0][2],
+                     _colour(found["colour"]), timeline, found["errors"])

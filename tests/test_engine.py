@@ -1,0 +1,157 @@
+"""The tiled engine: tiled == untiled for every registry model, OOM halving, fp16 redo, self-ensemble."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from sr_cli.engine import Engine, _spans
+from sr_cli.errors import SrtoolError
+from sr_cli.registry import MODELS, get_spec
+
+# Deep models are checked at reduced depth (same family, same overlap formula) to keep CI fast; the overlap
+# formula itself is checked against the measured receptive field below.
+SMALL = {
+    "srresnet": {"n_blocks": 2},
+    "edsr": {"n_blocks": 2},
+    "edsr-large": {"n_blocks": 2, "n_feats": 32},
+    "mdsr": {"n_blocks": 2},
+    "esrgan": {"num_block": 1},
+    "csd": {"n_blocks": 2},
+}
+
+
+def _model(name: str, scale: int) -> tuple[nn.Module, int]:
+    spec = get_spec(name)
+    torch.manual_seed(0)
+    opts = SMALL.get(name, {})
+    model = spec.build(scale, **opts).eval()
+    return model, spec.overlap(**opts)
+
+
+def _image(channels: int, h: int = 101, w: int = 93) -> torch.Tensor:
+    g = torch.Generator().manual_seed(1)
+    return torch.rand((1, channels, h, w), generator=g)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("tile", [32, 45])
+def test_tiled_equals_untiled(name: str, tile: int) -> None:
+    spec = get_spec(name)
+    scale = 2 if name != "srcnn" else 3
+    model, overlap = _model(name, scale)
+    x = _image(spec.channels)
+    whole = Engine(model, scale, overlap, torch.device("cpu"), tile=0).run(x)
+    tiled_engine = Engine(model, scale, overlap, torch.device("cpu"), tile=tile, batch_size=3)
+    tiles = []
+    tiled = tiled_engine.run(x, progress=lambda done, total: tiles.append((done, total)))
+    assert tiled.shape == (1, spec.channels, 101 * scale, 93 * scale)
+    assert tiles[-1][0] == tiles[-1][1] > 1, "the image must really be cut into several tiles"
+    assert (tiled - whole).abs().max().item() < 1e-4
+
+
+@pytest.mark.parametrize("name", ["espcn", "fsrcnn", "srcnn", "edsr", "esrgan", "mdsr"])
+def test_overlap_covers_receptive_field(name: str) -> None:
+    """The gradient of one output pixel reaches no further than the registry's overlap."""
+    spec = get_spec(name)
+    scale = 4
+    for opts in ({"n_blocks": 1}, {"n_blocks": 3}) if name in ("edsr", "mdsr") else \
+            ({"num_block": 1},) if name == "esrgan" else ({},):
+        torch.manual_seed(0)
+        model = spec.build(scale, **opts).eval()
+        size = 2 * spec.overlap(**opts) + 9
+        x = torch.rand(1, spec.channels, size, size, requires_grad=True)
+        y = model(x)
+        centre = size * scale // 2
+        y[0, :, centre, centre].sum().backward()
+        rows = torch.nonzero(x.grad[0].abs().sum(0).sum(1)).flatten()
+        radius = max(centre // scale - rows.min().item(), rows.max().item() - centre // scale)
+        assert radius <= spec.overlap(**opts), (name, opts, radius)
+
+
+def test_spans_cover_and_windows_have_equal_size() -> None:
+    spans = _spans(100, 32, 10)
+    assert [(a, b) for a, b, _ in spans] == [(0, 32), (32, 64), (64, 96), (96, 100)]
+    assert [w for _, _, w in spans] == [0, 22, 48, 48]
+    for a, b, w in spans:
+        assert w <= max(a - 10, 0) and min(b + 10, 100) <= w + 52
+
+
+class _Flaky(nn.Module):
+    """Doubles the size; raises CUDA-style OOM when a batch holds more than ``limit`` pixels."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+        self.calls: list[tuple[int, ...]] = []
+        self.w = nn.Parameter(torch.ones(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls.append(tuple(x.shape))
+        if x.numel() > self.limit:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return nn.functional.interpolate(x, scale_factor=2, mode="nearest") * self.w
+
+
+def test_out_of_memory_halves_batch_then_tile_and_gives_the_same_result() -> None:
+    x = _image(3, 64, 64)
+    expected = nn.functional.interpolate(x, scale_factor=2, mode="nearest")
+    model = _Flaky(limit=3 * 40 * 40)
+    out = Engine(model, 2, 0, torch.device("cpu"), tile=64, batch_size=4).run(x)
+    assert torch.equal(out, expected)
+    sizes = [c[-1] for c in model.calls]
+    assert sizes[0] == 64 and sizes[-1] == 32  # whole image failed, then 32-pixel tiles
+    assert model.calls[-1][0] == 1  # the batch was halved first
+
+
+def test_out_of_memory_at_the_smallest_tile_is_a_clear_error() -> None:
+    with pytest.raises(SrtoolError, match="out of memory"):
+        Engine(_Flaky(limit=1), 2, 0, torch.device("cpu"), tile=64, batch_size=1).run(_image(3, 64, 64))
+
+
+class _Overflow(nn.Module):
+    """Overflows fp16 in tiles whose mean is high."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.tensor(1.0))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        big = (x * self.w * 1e5).amax(dim=(1, 2, 3), keepdim=True)  # inf in fp16 (max 65504)
+        return nn.functional.interpolate(x * self.w, scale_factor=2, mode="nearest") + (big - big)
+
+
+def test_fp16_tiles_that_overflow_are_redone_in_fp32() -> None:
+    x = _image(3, 40, 40)
+    engine = Engine(_Overflow(), 2, 0, torch.device("cpu"), dtype=torch.float16, tile=20)
+    out = engine.run(x)
+    assert torch.isfinite(out).all()
+    assert engine.redone_tiles == 4
+    assert (out - nn.functional.interpolate(x, scale_factor=2, mode="nearest")).abs().max() < 1e-6
+
+
+def test_self_ensemble_of_an_equivariant_model_is_the_model() -> None:
+    model, overlap = _model("bicubic", 2)
+    x = _image(3, 30, 22)
+    plain = Engine(model, 2, overlap, torch.device("cpu"), tile=0).run(x)
+    plus = Engine(model, 2, overlap, torch.device("cpu"), tile=16, ensemble=True).run(x)
+    assert (plain - plus).abs().max() < 1e-5
+
+
+def test_self_ensemble_averages_the_eight_transforms() -> None:
+    model, overlap = _model("espcn", 2)
+    x = _image(1, 24, 20)
+    plus = Engine(model, 2, overlap, torch.device("cpu"), tile=0, ensemble=True).run(x)
+    with torch.no_grad():
+        outs = []
+        for t in (False, True):
+            for fh in (False, True):
+                for fw in (False, True):
+                    d = [a for a, on in ((-2, fh), (-1, fw)) if on]
+                    xi = x.flip(d) if d else x
+                    xi = xi.transpose(-2, -1) if t else xi
+                    yi = model(xi)
+                    yi = yi.transpose(-2, -1) if t else yi
+                    outs.append(yi.flip(d) if d else yi)
+    assert (plus - torch.stack(outs).mean(0)).abs().max() < 1e-5
