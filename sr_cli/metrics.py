@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from sr_cli.colour import rgb_to_y_np
 from sr_cli.errors import InputError
@@ -33,6 +34,8 @@ _WINDOW = _gaussian_window()
 
 def _prepare(sr: np.ndarray, hr: np.ndarray, shave: int, y: bool) -> tuple[np.ndarray, np.ndarray]:
     """Both images as float64 (H, W, C) planes, luma if asked, with ``shave`` pixels cut from each border."""
+    if shave < 0:
+        raise InputError(f"shave must be zero or more, got {shave}")
     a, b = np.asarray(sr), np.asarray(hr)
     if a.shape != b.shape:
         raise InputError(f"cannot compare images of different shapes {a.shape} and {b.shape}")
@@ -40,15 +43,14 @@ def _prepare(sr: np.ndarray, hr: np.ndarray, shave: int, y: bool) -> tuple[np.nd
         a, b = a[:, :, None], b[:, :, None]
     if a.ndim != 3 or a.shape[2] not in (1, 3):
         raise InputError(f"expected a gray or RGB image, got shape {a.shape}")
+    h, w = a.shape[:2]
+    if 2 * shave >= min(h, w):
+        raise InputError(f"image {w}x{h} is too small to shave {shave} pixels from each border")
+    if shave:
+        a, b = a[shave:-shave, shave:-shave], b[shave:-shave, shave:-shave]
     a, b = a.astype(np.float64), b.astype(np.float64)
     if y and a.shape[2] == 3:
         a, b = rgb_to_y_np(a)[:, :, None], rgb_to_y_np(b)[:, :, None]
-    if shave < 0:
-        raise InputError(f"shave must be zero or more, got {shave}")
-    if shave:
-        a, b = a[shave:-shave, shave:-shave], b[shave:-shave, shave:-shave]
-    if a.shape[0] < 1 or a.shape[1] < 1:
-        raise InputError(f"image {sr.shape[1]}x{sr.shape[0]} is too small to shave {shave} pixels")
     return a, b
 
 
@@ -67,12 +69,12 @@ def psnr(sr: np.ndarray, hr: np.ndarray, shave: int, y: bool = True) -> float:
 def _filter_valid(planes: np.ndarray) -> np.ndarray:
     """Separable 11×11 Gaussian over axes 1 and 2 of (K, H, W), 'valid' (no padding)."""
     n = len(_WINDOW)
-    h, w = planes.shape[1] - n + 1, planes.shape[2] - n + 1
-    rows = sum(_WINDOW[k] * planes[:, k : k + h, :] for k in range(n))
-    return sum(_WINDOW[k] * rows[:, :, k : k + w] for k in range(n))
+    rows = sliding_window_view(planes, n, axis=1) @ _WINDOW
+    return sliding_window_view(rows, n, axis=2) @ _WINDOW
 
 
 def _ssim_plane(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean of the SSIM map of two (H, W) float64 planes."""
     stats = _filter_valid(np.stack([a, b, a * a, b * b, a * b]))
     mu_a, mu_b = stats[0], stats[1]
     var_a = stats[2] - mu_a * mu_a

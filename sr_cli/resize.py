@@ -36,7 +36,7 @@ from sr_cli.errors import UsageError
 
 BORDERS: tuple[str, ...] = ("symmetric", "replicate")
 _KERNEL_WIDTH = 4.0
-_CPU_BLOCK_BYTES = 1 << 20
+_CPU_BLOCK_BYTES = 4 << 20
 
 ImageT = TypeVar("ImageT", np.ndarray, Tensor)
 
@@ -92,7 +92,7 @@ def _resize_rows(x: Tensor, out_len: int, scale: float, border: str, top: float 
     With ``top``, round half away from zero and clip to [0, top] (below zero clips to 0 either way, so
     ``floor(v + 0.5)`` suffices), as MATLAB does for integer images.
 
-    On the CPU the output is built in blocks of rows that fit in cache (about 1 MiB), which makes the
+    On the CPU the output is built in blocks of rows that fit in cache (about 4 MiB), which makes the
     memory-bound tap loop several times faster; on a GPU in one block.
     """
     weights, index = _taps(x.shape[-2], out_len, scale, border, x.device, x.dtype)
@@ -132,18 +132,21 @@ def _plan(
     return [(axis, outs[axis], scales[axis]) for axis in order]
 
 
-def _resize(
-    x: Tensor, scale: float | None, size: tuple[int, int] | None, border: str, top: float | None
-) -> Tensor:
-    """Resize float ``x`` (…, H, W); with ``top``, round to integers in [0, top] after each pass."""
+def _resize(x: Tensor, scale: float | None, size: tuple[int, int] | None, border: str) -> Tensor:
+    """Resize ``x`` (…, H, W); integer tensors are computed in float64 and rounded after each pass."""
     if border not in BORDERS:
         raise UsageError(f"unknown border {border!r}; choose one of: {', '.join(BORDERS)}")
+    if x.is_floating_point():
+        work, top = x.dtype, None
+    elif x.dtype in (torch.uint8, torch.uint16):
+        work, top = torch.float64, float(torch.iinfo(x.dtype).max)
+    else:
+        raise TypeError(f"imresize supports uint8, uint16 and float images, not {x.dtype}")
     for axis, out_len, s in _plan((x.shape[-2], x.shape[-1]), scale, size):
-        if axis == 0:
-            x = _resize_rows(x, out_len, s, border, top)
-        else:  # the width pass runs on the transposed image, where its rows are contiguous
-            x = _resize_rows(x.transpose(-1, -2).contiguous(), out_len, s, border, top)
-            x = x.transpose(-1, -2).contiguous()
+        # the width pass runs on the transposed image, where its rows are contiguous
+        rows = (x if axis == 0 else x.transpose(-1, -2)).to(work, memory_format=torch.contiguous_format)
+        y = _resize_rows(rows, out_len, s, border, top).to(x.dtype)  # exact: rounded and clipped already
+        x = y if axis == 0 else y.transpose(-1, -2).contiguous()
     return x
 
 
@@ -161,21 +164,10 @@ def imresize(
     if isinstance(img, Tensor):
         if img.ndim < 2:
             raise ValueError(f"expected a (..., H, W) tensor, got shape {tuple(img.shape)}")
-        if img.is_floating_point():
-            return _resize(img, scale, size, border, None)
-        if img.dtype not in (torch.uint8, torch.uint16):
-            raise TypeError(f"imresize supports uint8, uint16 and float tensors, not {img.dtype}")
-        top = float(torch.iinfo(img.dtype).max)
-        return _resize(img.to(torch.float64), scale, size, border, top).to(img.dtype)
-    arr = np.asarray(img)
+        return _resize(img, scale, size, border)
+    arr = np.require(img, requirements="W")  # torch warns about read-only arrays
     if arr.ndim not in (2, 3):
         raise ValueError(f"expected an (H, W) or (H, W, C) array, got shape {arr.shape}")
-    if arr.dtype.kind == "f":
-        dtype, top = arr.dtype, None
-    elif arr.dtype in (np.uint8, np.uint16):
-        dtype, top = np.dtype(np.float64), float(np.iinfo(arr.dtype).max)
-    else:
-        raise TypeError(f"imresize supports uint8, uint16 and float arrays, not {arr.dtype}")
     planes = np.moveaxis(arr, 2, 0) if arr.ndim == 3 else arr  # (C, H, W): H and W last
-    out = _resize(torch.from_numpy(planes.astype(dtype, order="C")), scale, size, border, top).numpy()
-    return (np.moveaxis(out, 0, 2) if arr.ndim == 3 else out).astype(arr.dtype, order="C")
+    out = _resize(torch.from_numpy(planes), scale, size, border).numpy()
+    return np.ascontiguousarray(np.moveaxis(out, 0, 2) if arr.ndim == 3 else out)

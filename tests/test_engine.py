@@ -133,6 +133,7 @@ def test_fp16_tiles_that_overflow_are_redone_in_fp32() -> None:
 
 def test_self_ensemble_of_an_equivariant_model_is_the_model() -> None:
     model, overlap = _model("bicubic", 2)
+    model.levels = None  # float bicubic: flips and transposes commute with it (8-bit rounding between passes not)
     x = _image(3, 30, 22)
     plain = Engine(model, 2, overlap, torch.device("cpu"), tile=0).run(x)
     plus = Engine(model, 2, overlap, torch.device("cpu"), tile=16, ensemble=True).run(x)

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 SCALES = (2, 3, 4)
+DIV2K_MEAN = (0.4488, 0.4371, 0.4040)  # EDSR's RGB mean shift, on [0, 1]
 
 
 def check_scale(scale: int, scales: Sequence[int] = SCALES) -> None:
@@ -35,9 +36,8 @@ def conv(in_channels: int, out_channels: int, kernel_size: int, bias: bool = Tru
 def scaled_kaiming_(modules: Sequence[nn.Module], scale: float) -> None:
     """Kaiming-normal init scaled by ``scale``, zero bias (BasicSR's ``default_init_weights``)."""
     for module in modules:
-        nn.init.kaiming_normal_(module.weight)
-        with torch.no_grad():
-            module.weight.mul_(scale)
+        fan_in = module.weight[0].numel()
+        nn.init.normal_(module.weight, std=scale * math.sqrt(2 / fan_in))
         if module.bias is not None:
             nn.init.zeros_(module.bias)
 
@@ -65,8 +65,9 @@ class MeanShift(nn.Module):
     def __init__(self, mean: Sequence[float], sign: int) -> None:
         super().__init__()
         n = len(mean)
-        self.register_buffer("weight", torch.eye(n).view(n, n, 1, 1))
-        self.register_buffer("bias", sign * torch.tensor(mean, dtype=torch.float32))
+        identity = [[float(i == j) for j in range(n)] for i in range(n)]  # not torch.eye: slow on the meta device
+        self.register_buffer("weight", torch.tensor(identity).view(n, n, 1, 1))
+        self.register_buffer("bias", torch.tensor([sign * m for m in mean], dtype=torch.float32))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.conv2d(x, self.weight, self.bias)

@@ -11,10 +11,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sr_cli.models.blocks import MeanShift, check_scale, stage_factors, upsampling_radius
-from sr_cli.models.edsr import DIV2K_MEAN, EDSR
+from sr_cli.models.blocks import DIV2K_MEAN, MeanShift, check_scale, stage_factors, upsampling_radius
 
 _MEAN_SHIFT = ("sub_mean.weight", "sub_mean.bias", "add_mean.weight", "add_mean.bias")
+
+
+def width_channels(n_feats: int, width: float) -> int:
+    """Feature channels at ``width`` (a fraction in (0, 1]); ValueError outside it or below one channel."""
+    if not 0 < width <= 1:
+        raise ValueError(f"width must be in (0, 1], got {width}")
+    c = int(n_feats * width)
+    if c < 1:
+        raise ValueError(f"width {width} leaves no channel of {n_feats}")
+    return c
 
 
 class _SlimConv2d(nn.Conv2d):
@@ -67,9 +76,8 @@ class CSDEDSR(nn.Module):
         check_scale(scale)
         if num_channels != len(DIV2K_MEAN):
             raise ValueError(f"CSDEDSR takes RGB input, not {num_channels} channels")
-        self.scale = scale
         self.n_feats = n_feats
-        self.width = n_feats
+        self.active_channels = n_feats
         self.sub_mean = MeanShift(DIV2K_MEAN, sign=-1)
         self.add_mean = MeanShift(DIV2K_MEAN, sign=1)
         self.head = _SlimConv2d(num_channels, n_feats)
@@ -78,45 +86,39 @@ class CSDEDSR(nn.Module):
         self.upsampler = _SlimUpsampler(scale, n_feats)
         self.tail_conv = _SlimConv2d(n_feats, num_channels)
 
-    def channels(self, width: float) -> int:
-        """Feature channels at ``width`` (a fraction in (0, 1]); ValueError outside it or below one channel."""
-        if not 0 < width <= 1:
-            raise ValueError(f"width must be in (0, 1], got {width}")
-        c = int(self.n_feats * width)
-        if c < 1:
-            raise ValueError(f"width {width} leaves no channel of {self.n_feats}")
-        return c
-
     def set_width(self, width: float) -> None:
         """Run with the first ``int(n_feats · width)`` feature channels from now on."""
-        self.width = self.channels(width)
+        self.active_channels = width_channels(self.n_feats, width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.head(self.sub_mean(x), self.width)
+        x = self.head(self.sub_mean(x), self.active_channels)
         res = x
         for block in self.body:
             res = block(res)
-        x = x + self.body_conv(res, self.width)
+        x = x + self.body_conv(res, self.active_channels)
         return self.add_mean(self.tail_conv(self.upsampler(x)))
 
     def active_params(self, width: float) -> int:
         """Parameters used at ``width`` (those of the dense EDSR it equals; mean shifts excluded)."""
-        sliced = slice_state_dict(self.state_dict(), width)
-        return sum(v.numel() for k, v in sliced.items() if k not in _MEAN_SHIFT)
+        return sum(v.numel() for k, v in _sliced_views(self.state_dict(), width).items() if k not in _MEAN_SHIFT)
 
     @staticmethod
     def receptive_radius(scale: int, n_blocks: int = 32) -> int:
-        """The same as EDSR's: head + 2·n_blocks + body conv + upsampler convs + tail conv at HR."""
-        return EDSR.receptive_radius(scale, n_blocks)
+        """Radius in LR pixels, as EDSR's: head (1) + 2·n_blocks + body conv + upsampler convs + tail conv."""
+        factors = stage_factors(scale)
+        return upsampling_radius([1 + 2 * n_blocks + 1 + 1] + [1] * len(factors), factors)
 
 
 def slice_state_dict(csd_state: dict[str, torch.Tensor], width: float) -> dict[str, torch.Tensor]:
     """The dense EDSR (EDSR-PyTorch names) that a CSDEDSR state dict runs at ``width``: load it into
     ``EDSR(scale, n_blocks, int(n_feats · width), res_scale)``. Tensors are contiguous copies."""
+    return {k: v.clone() for k, v in _sliced_views(csd_state, width).items()}
+
+
+def _sliced_views(csd_state: dict[str, torch.Tensor], width: float) -> dict[str, torch.Tensor]:
+    """``slice_state_dict`` as views into ``csd_state``."""
     n_feats = csd_state["head.weight"].shape[0]
-    if not 0 < width <= 1 or int(n_feats * width) < 1:
-        raise ValueError(f"width must be in (0, 1] and leave a channel of {n_feats}, got {width}")
-    c = int(n_feats * width)
+    c = width_channels(n_feats, width)
     n_blocks = sum(1 for k in csd_state if k.startswith("body.") and k.endswith(".conv1.weight"))
     n_stages = sum(1 for k in csd_state if k.startswith("upsampler.blocks.") and k.endswith(".weight"))
 
@@ -133,6 +135,6 @@ def slice_state_dict(csd_state: dict[str, torch.Tensor], width: float) -> dict[s
         r2 = csd_state[f"upsampler.blocks.{j}.weight"].shape[0] // n_feats
         layers[f"tail.0.{2 * j}"] = conv(f"upsampler.blocks.{j}", r2 * c, c)
     layers["tail.1"] = conv("tail_conv", None, c)
-    out = {f"{name}.{kind}": t.clone() for name, ts in layers.items() for kind, t in ts.items()}
-    out.update({k: csd_state[k].clone() for k in _MEAN_SHIFT})
+    out = {f"{name}.{kind}": t for name, ts in layers.items() for kind, t in ts.items()}
+    out.update({k: csd_state[k] for k in _MEAN_SHIFT})
     return out

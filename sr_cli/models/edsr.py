@@ -11,10 +11,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from sr_cli.models.blocks import (MeanShift, ResBlock, Upsampler, check_scale, conv, stage_factors,
+from sr_cli.models.blocks import (DIV2K_MEAN, MeanShift, ResBlock, Upsampler, check_scale, conv, stage_factors,
                                   upsampling_radius)
-
-DIV2K_MEAN = (0.4488, 0.4371, 0.4040)
 
 
 def _relu() -> nn.Module:

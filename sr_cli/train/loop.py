@@ -34,7 +34,7 @@ from sr_cli.atomic import atomic_path
 from sr_cli.colour import rgb_to_y
 from sr_cli.device import precision_name, select_device, use_channels_last
 from sr_cli.errors import SrtoolError, UsageError, WeightsError
-from sr_cli.registry import ModelSpec, get_spec
+from sr_cli.registry import MODELS, ModelSpec, get_spec
 from sr_cli.train import runs
 from sr_cli.train.config import TrainConfig
 from sr_cli.train.data import PatchPairs, StepBatches, WorkerInit, find_images, load_images
@@ -45,6 +45,7 @@ from sr_cli.train.vgg import load_vgg
 from sr_cli.weights import load_state, save_weights
 
 MAX_NAN_IN_A_ROW = 20
+PLOT_INTERVAL_S = 60.0
 
 
 class Reporter:
@@ -120,6 +121,17 @@ def copy_matching(model: nn.Module, state: dict[str, Tensor]) -> tuple[int, list
     return len(fits), skipped
 
 
+def resume_config(run_dir: Path, overrides: dict[str, Any], model: str | None = None,
+                  scale: int | None = None) -> TrainConfig:
+    """The config of the run in ``run_dir`` with ``overrides``; a ``model``/``scale`` other than the run's is a
+    UsageError."""
+    config = TrainConfig.from_dict(runs.read_config(run_dir))
+    if (model is not None and get_spec(model).name != config.model) or (scale is not None and scale != config.scale):
+        raise UsageError(f"{run_dir} is a {config.model} x{config.scale} run: it cannot be resumed as "
+                         f"{model or config.model} x{scale or config.scale}")
+    return config.resumed(overrides)
+
+
 class Trainer:
     """One training run (see the module notes). ``resume``: a run folder to continue."""
 
@@ -141,10 +153,7 @@ class Trainer:
         checkpoint = self._read_checkpoint(run_dir) if resume else None
         self.run_dir = run_dir if self.main else None
         if self.run_dir is not None and not resume:
-            runs.create_run(self.run_dir, config.to_dict())
-        elif self.run_dir is not None:
-            runs.write_config(self.run_dir, config.to_dict())
-
+            runs.check_new(self.run_dir)
         self.images = self._load_data()
         self.val_images: list[ValImage] = (
             load_val_set(config.val_set, config.val_data, config.scale, config.degradation, self.spec.space)
@@ -156,6 +165,8 @@ class Trainer:
         self.optimizer = build_optimizer(self.model.parameters(), config, config.lr)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_factor(config))
         self.adversarial = self.criterion.adversarial
+        if self.run_dir is not None:  # every input checked: now the run folder
+            (runs.write_config if resume else runs.create_run)(self.run_dir, config.to_dict())
         if self.adversarial is not None:
             self.optimizer_d = build_optimizer(self.adversarial.discriminator.parameters(), config,
                                                config.d_lr or config.lr)
@@ -168,6 +179,7 @@ class Trainer:
         self.bad_validations = 0
         self.nan_skips = 0
         self.stop_requested = False
+        self._plotted, self._warned_plots = time.monotonic(), False
         if checkpoint is not None:
             self._restore(checkpoint)
         elif config.init:
@@ -214,7 +226,7 @@ class Trainer:
         adversarial = None
         if "gan" in names:
             if self.spec.discriminator is None:
-                have = [n for n, s in _discriminator_models().items()]
+                have = [name for name, spec in MODELS.items() if spec.discriminator is not None]
                 raise UsageError(f"{self.spec.name} has no discriminator for the gan loss: use {' or '.join(have)}")
             adversarial = Adversarial(self._checked_discriminator(), config.gan_type)
         return Criterion(self.terms, perceptual, adversarial).to(self.device)
@@ -226,7 +238,7 @@ class Trainer:
         try:
             with torch.no_grad():
                 disc.eval()(torch.zeros(2, 3, hr, hr))
-        except RuntimeError as err:
+        except (RuntimeError, ValueError) as err:
             raise UsageError(f"the {self.spec.name} discriminator cannot take {hr}x{hr} HR patches "
                              f"({str(err).splitlines()[0]}): choose another --patch") from None
         return disc.train().to(self.device)
@@ -254,10 +266,6 @@ class Trainer:
             checkpoint = torch.load(run_dir / runs.CHECKPOINT, map_location="cpu", weights_only=True)
         except (OSError, RuntimeError) as err:
             raise WeightsError(f"cannot read {run_dir / runs.CHECKPOINT}: {str(err).splitlines()[0]}") from None
-        saved = checkpoint["config"]
-        if (saved["model"], saved["scale"]) != (self.config.model, self.config.scale):
-            raise UsageError(f"{run_dir} is a {saved['model']} x{saved['scale']} run: it cannot be resumed as "
-                             f"{self.config.model} x{self.config.scale}")
         return checkpoint
 
     def checkpoint_state(self) -> dict[str, Any]:
@@ -314,16 +322,19 @@ class Trainer:
     def load_extra_state(self, state: dict[str, Any]) -> None:
         """Subclass hook: restore :meth:`extra_state`."""
 
-    def save_checkpoint(self) -> None:
-        """Write checkpoint.pt, last.safetensors and the plots (rank 0)."""
+    def save_checkpoint(self, final: bool = False) -> None:
+        """Write checkpoint.pt and last.safetensors, and the plots when ``final`` or a minute after the last
+        ones (rank 0)."""
         if self.run_dir is None:
             return
         with atomic_path(self.run_dir / runs.CHECKPOINT) as tmp:
             torch.save(self.checkpoint_state(), tmp)
         self.save_weights(self.run_dir / runs.LAST, self.last_val)
-        if not runs.write_plots(self.run_dir, self.log) and not getattr(self, "_warned_plots", False):
-            self._warned_plots = True
-            self.reporter.warn("matplotlib is not installed: no plots (pip install 'srtool[plots]')")
+        if final or time.monotonic() - self._plotted >= PLOT_INTERVAL_S:
+            self._plotted = time.monotonic()
+            if not runs.write_plots(self.run_dir, self.log) and not self._warned_plots:
+                self._warned_plots = True
+                self.reporter.warn("matplotlib is not installed: no plots (pip install 'srtool[plots]')")
 
     def export_model(self) -> nn.Module:
         """The weights a run ships: the EMA when there is one."""
@@ -365,6 +376,7 @@ class Trainer:
             dataset, batch_sampler=StepBatches(config.batch, self.step, self.rank, self.world),
             num_workers=config.workers, worker_init_fn=WorkerInit(config.seed, self.rank),
             pin_memory=self.device.type == "cuda", prefetch_factor=4 if config.workers else None,
+            generator=torch.Generator().manual_seed(config.seed),  # leaves the global RNG alone
         )
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
         for hr, lr in loader:
@@ -406,6 +418,9 @@ class Trainer:
         values = [out.total.detach().float()] + [out.terms[n].detach().float() for n in names if n in out.terms]
         sums = self._all_ranks(torch.stack(values).tolist())
         if not all(np.isfinite(sums)):
+            self.scheduler.step()  # the schedule follows the step count, skipped steps included
+            if self.adversarial is not None:
+                self.scheduler_d.step()
             return None
         self._backward(out.total, self.optimizer, list(self.model.parameters()))
         logged = dict(zip(["loss", *[n for n in names if n in out.terms]], [v / self.world for v in sums]))
@@ -418,7 +433,9 @@ class Trainer:
             d_sum = self._all_ranks([float(d_loss.detach())])[0]
             if np.isfinite(d_sum):
                 self._backward(d_loss, self.optimizer_d, list(disc.parameters()))
-                logged["d"] = d_sum / self.world
+            else:
+                self.reporter.warn("the discriminator loss is not finite; its step skipped")
+            logged["d"] = d_sum / self.world
             self.scheduler_d.step()
         self.scaler.update()
         self.scheduler.step()
@@ -473,7 +490,7 @@ class Trainer:
         self.reporter.note(f"precision {precision_name(self.amp_dtype)} on {self.device}"
                            + (f", {self.world} processes" if self.world > 1 else ""))
         sums: dict[str, float] = {}
-        count, nan_in_a_row, tick = 0, 0, time.perf_counter()
+        count, nan_in_a_row, tick = 0, 0, (self.step, time.perf_counter())
         batches = self._batches()
         with self._ctrl_c():
             while self.step < config.steps:
@@ -483,28 +500,28 @@ class Trainer:
                 lr, hr = next(batches)
                 logged = self.train_step(lr, hr)
                 self.step += 1
+                current_lr = self.optimizer.param_groups[0]["lr"]
                 if logged is None:
                     self.nan_skips += 1
                     nan_in_a_row += 1
                     self.reporter.warn(f"step {self.step}: the loss is not finite; step skipped")
                     if nan_in_a_row >= MAX_NAN_IN_A_ROW:
-                        self.save_checkpoint()
+                        self.save_checkpoint(final=True)
                         raise SrtoolError(f"training diverged: {nan_in_a_row} non-finite losses in a row at step "
                                           f"{self.step}; lower --lr or use --precision fp32")
-                    continue
-                nan_in_a_row = 0
-                for k, v in logged.items():
-                    sums[k] = sums.get(k, 0.0) + v
-                count += 1
-                current_lr = self.optimizer.param_groups[0]["lr"]
-                self.reporter.step(self.step, logged["loss"], current_lr)
+                else:
+                    nan_in_a_row = 0
+                    for k, v in logged.items():
+                        sums[k] = sums.get(k, 0.0) + v
+                    count += 1
+                    self.reporter.step(self.step, logged["loss"], current_lr)
                 row: dict[str, Any] = {}
-                if self.step % config.log_every == 0 or self.step == config.steps:
+                if count and (self.step % config.log_every == 0 or self.step == config.steps):
                     now = time.perf_counter()
                     row = {"step": self.step, "lr": current_lr,
                            **{("loss" if k == "loss" else f"loss_{k}"): v / count for k, v in sums.items()},
-                           "steps_per_s": count / (now - tick)}
-                    sums, count, tick = {}, 0, now
+                           "steps_per_s": (self.step - tick[0]) / (now - tick[1])}
+                    sums, count, tick = {}, 0, (self.step, now)
                 stop = False
                 if self.step % config.val_every == 0 or self.step == config.steps:
                     stop = self.validate()
@@ -512,7 +529,7 @@ class Trainer:
                                val_ssim=self.last_val["ssim"] if self.main else None)
                 if row and self.log is not None:
                     self.log.append(row)
-                if self.step % config.checkpoint_every == 0:
+                if self.step % config.checkpoint_every == 0 and self.step < config.steps:
                     self.save_checkpoint()
                 if stop:
                     status = "early-stopped"
@@ -520,12 +537,7 @@ class Trainer:
                                        "stopping early")
                     break
         batches.close()
-        self.save_checkpoint()
+        self.save_checkpoint(final=True)
         return TrainResult(status, self.step, self.run_dir,
                            self.best["psnr"] if self.best else None, self.last_val["psnr"] if self.last_val else None)
 
-
-def _discriminator_models() -> dict[str, ModelSpec]:
-    from sr_cli.registry import MODELS
-
-    return {name: spec for name, spec in MODELS.items() if spec.discriminator is not None}

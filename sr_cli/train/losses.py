@@ -103,9 +103,11 @@ class Adversarial(nn.Module):
         real = self.discriminator(hr).detach()
         return (self._bce(real - fake.mean(), False) + self._bce(fake - real.mean(), True)) / 2
 
-    def discriminator_loss(self, sr: Tensor, hr: Tensor) -> Tensor:
-        """The discriminator's loss on real ``hr`` and generated ``sr`` (detached here)."""
-        real, fake = self.discriminator(hr), self.discriminator(sr.detach())
+    def discriminator_loss(self, sr: Tensor, hr: Tensor, critic: nn.Module | None = None) -> Tensor:
+        """The discriminator's loss on real ``hr`` and generated ``sr`` (detached here); ``critic`` is the
+        discriminator as called for this step (its DistributedDataParallel wrapper under torchrun)."""
+        critic = critic or self.discriminator
+        real, fake = critic(hr), critic(sr.detach())
         if self.gan_type == "vanilla":
             return self._bce(real, True) + self._bce(fake, False)
         return (self._bce(real - fake.mean(), True) + self._bce(fake - real.mean(), False)) / 2

@@ -41,10 +41,15 @@ def write_text(path: Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
-def create_run(folder: Path, config: dict[str, Any]) -> Path:
-    """Make a new run folder holding ``config``; a folder that already holds a run is an OutputError."""
+def check_new(folder: Path) -> None:
+    """An OutputError when ``folder`` already holds a run."""
     if (folder / CONFIG).exists():
         raise OutputError(f"{folder} already holds a run: continue it with --resume {folder} or choose another --out")
+
+
+def create_run(folder: Path, config: dict[str, Any]) -> Path:
+    """Make a new run folder holding ``config`` (see :func:`check_new`)."""
+    check_new(folder)
     folder.mkdir(parents=True, exist_ok=True)
     write_config(folder, config)
     return folder

@@ -103,6 +103,8 @@ def mux_command(concat: Path, info: VideoInfo, container: str, colour_flags: lis
             ["-t", ffmpeg.seconds(duration)] if duration is not None else []) + ["-i", str(info.path)]
         args += ["-map_metadata", "1"] + (["-map_chapters", "1"] if not start and duration is None else [])
     args += ["-map", "0:v", *plan.maps, "-c:v", "copy", *colour_flags, *plan.options]
+    if plan.maps and start:  # the seek lands on a video keyframe: drop the audio and subtitles before --start
+        args += ["-copypriorss:a", "0", "-copypriorss:s", "0"]
     args += ["-tag:v", "hvc1"] if codec == "libx265" and container in ("mp4", "mov") else []
     return [*args, *MUXER_FLAGS.get(container, []), "-f", container, "-y", str(target)]
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import re
 import subprocess
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 from sr_cli.errors import InputError
 from sr_cli.video import ffmpeg
@@ -76,6 +76,22 @@ class VideoInfo:
         """Streams of one kind other than the video used."""
         return [s for s in self.streams if s.kind == kind and s.index != self.stream]
 
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready form, stored in the work folder for other ranks and --resume."""
+        return {"path": str(self.path), "container": self.container, "start": str(self.start),
+                "streams": [asdict(s) for s in self.streams], "stream": self.stream, "codec": self.codec,
+                "width": self.width, "height": self.height, "sar": str(self.sar) if self.sar else None,
+                "colour": asdict(self.colour), "timeline": self.timeline.to_json(),
+                "decode_errors": self.decode_errors}
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> VideoInfo:
+        """Inverse of ``to_json``."""
+        return cls(Path(doc["path"]), doc["container"], Fraction(doc["start"]),
+                   [Stream(**s) for s in doc["streams"]], doc["stream"], doc["codec"], doc["width"],
+                   doc["height"], Fraction(doc["sar"]) if doc["sar"] else None, Colour(**doc["colour"]),
+                   Timeline.from_json(doc["timeline"]), doc["decode_errors"])
+
 
 def read_header(path: Path) -> tuple[str, Fraction, list[Stream]]:
     """Container name, start time and streams from ``ffmpeg -i``; InputError when it is not readable media."""
@@ -109,12 +125,6 @@ def _seek_args(start: Fraction) -> list[str]:
     return ["-ss", ffmpeg.seconds(at), "-noaccurate_seek"] if at > 0 else []
 
 
-def _lines(proc: subprocess.Popen[str], stream: str) -> Iterator[str]:
-    pipe = proc.stderr if stream == "stderr" else proc.stdout
-    assert pipe is not None
-    yield from pipe
-
-
 def _decode_pass(path: Path, index: int, seek: list[str], end: Fraction | None) -> dict:
     """Decode the stream once, reading every frame's timestamp, size and colour tags from ``showinfo``."""
     args = ffmpeg.command("-copyts", *seek, "-i", str(path), "-map", f"0:{index}", "-vf", "showinfo=checksum=0",
@@ -122,7 +132,7 @@ def _decode_pass(path: Path, index: int, seek: list[str], end: Fraction | None) 
     found: dict = {"frames": [], "errors": [], "colour": None, "config": None, "tail": []}
     with subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                           errors="replace") as proc:
-        for line in _lines(proc, "stderr"):
+        for line in proc.stderr or ():
             if (m := _FRAME.search(line)) is not None:
                 if m.group(1) == "NOPTS":
                     raise InputError(f"{path}: a decoded frame has no timestamp; remux the file first")
@@ -153,7 +163,7 @@ def _packet_pts(path: Path, index: int, seek: list[str], end: Fraction | None) -
                           "-f", "framecrc", "-")
     tb, pts = Fraction(0), []
     with subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as proc:
-        for line in _lines(proc, "stdout"):
+        for line in proc.stdout or ():
             if line.startswith("#tb 0:"):
                 num, den = line.split(":")[1].strip().split("/")
                 tb = Fraction(int(num), int(den))
@@ -200,5 +210,5 @@ def probe(path: Path, start: Fraction = Fraction(0), duration: Fraction | None =
                 missing = sorted(int(t / tb) for t in wanted - have if (t / tb).denominator == 1)
     timeline = Timeline.build(tb, rate, decoded, missing, last_duration=frames[-1][1])
     w, h = frames[0][3], frames[0][4]
-    return VideoInfo(path, container, origin, streams, stream.index, stream.codec, w, h, frames[0][2],
+    return VideoInfo(path, container, origin, streams, stream.index, stream.codec, w, h, frames[0][2] or None,
                      _colour(found["colour"]), timeline, found["errors"])

@@ -95,3 +95,19 @@ def pts_expression(ticks: list[int]) -> str:
 def microseconds(t: Fraction) -> int:
     """``t`` seconds rounded to whole microseconds (the concat demuxer's unit)."""
     return round(t * 1_000_000)
+
+
+def parse_time(text: str, option: str) -> Fraction:
+    """``90``, ``90.5``, ``1:30`` or ``0:01:30.5`` as exact seconds; UsageError naming ``option`` otherwise."""
+    from sr_cli.errors import UsageError
+
+    try:
+        parts = [Fraction(p) for p in text.strip().split(":")]
+        if not 1 <= len(parts) <= 3 or any(p < 0 for p in parts) or any(p >= 60 for p in parts[1:]):
+            raise ValueError
+    except (ValueError, ZeroDivisionError):
+        raise UsageError(f"{option} must be seconds or [HH:]MM:SS[.fff], not '{text}'") from None
+    total = Fraction(0)
+    for part in parts:
+        total = total * 60 + part
+    return total

@@ -1,0 +1,141 @@
+"""``srtool video``: upscale a video (or animated GIF) frame by frame, keeping its timing, audio and colour."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, \
+    TimeRemainingColumn
+from rich.table import Table
+from rich.text import Text
+
+from sr_cli.cli.common import (DeviceOpt, PrecisionOpt, TileOpt, err_console, interactive, out_console, parse_tile,
+                               print_json, run_command)
+from sr_cli.errors import InputError, UsageError
+from sr_cli.video import DEFAULT_VIDEO_MODEL, DEFAULT_VIDEO_SCALE, VideoReport, VideoRequest, run_video
+from sr_cli.video.dist import local_rank, rank_and_world
+from sr_cli.video.timing import parse_time
+
+
+class FpsColumn(ProgressColumn):
+    """Frames per second, from rich's own speed estimate."""
+
+    def render(self, task: Task) -> Text:
+        return Text(f"{task.speed:.1f} fps" if task.speed else "-- fps", style="progress.data.speed")
+
+
+def _device(device: str | None) -> str | None:
+    """Under torchrun each rank takes its own GPU unless a device is named."""
+    if (device or os.environ.get("SRTOOL_DEVICE") or "auto") != "auto" or rank_and_world()[1] == 1:
+        return device
+    import torch
+
+    return f"cuda:{local_rank() % torch.cuda.device_count()}" if torch.cuda.is_available() else device
+
+
+def _show(report: VideoReport) -> None:
+    for note in report.notes:
+        err_console.print(f"[cyan]srtool: note:[/cyan] {note}", soft_wrap=True)
+    table = Table(show_header=False, box=None)
+    for key in ("output", "frames", "size", "output_size", "frame_rate", "codec", "pix_fmt", "fps"):
+        table.add_row(key.replace("_", " "), str(getattr(report, key)))
+    if report.repeated_frames:
+        table.add_row("repeated frames", str(report.repeated_frames))
+    if report.chunks_reused:
+        table.add_row("chunks resumed", str(report.chunks_reused))
+    out_console.print(table)
+
+
+def video(
+    source: Annotated[Path, typer.Argument(metavar="INPUT", help="Video file or animated GIF.", show_default=False)],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Output file; its extension picks the "
+                                                "container (.mp4 .mkv .mov .webm .gif). Default: beside INPUT as "
+                                                "<stem>_<model>_x<scale>.<ext>.", show_default=False)] = None,
+    model: Annotated[str, typer.Option("--model", "-m", help="Model name (see `srtool models`).")]
+    = DEFAULT_VIDEO_MODEL,
+    scale: Annotated[int, typer.Option("--scale", "-s", help="Upscaling factor.")] = DEFAULT_VIDEO_SCALE,
+    weights: Annotated[Path | None, typer.Option("--weights", help="Load this checkpoint instead of the shipped "
+                                                 "weights.", show_default=False)] = None,
+    device: DeviceOpt = None,
+    precision: PrecisionOpt = "auto",
+    tile: TileOpt = "auto",
+    ensemble: Annotated[bool, typer.Option("--ensemble", help="x8 self-ensemble (8x slower).")] = False,
+    batch: Annotated[int, typer.Option("--batch", help="Frames per inference batch.", min=1)] = 4,
+    codec: Annotated[str | None, typer.Option("--codec", "-c", help="Video encoder: libx264 (default), libx265, "
+                                              "libvpx-vp9 (default for .webm), ffv1 (lossless, .mkv), or any "
+                                              "ffmpeg encoder.", show_default=False)] = None,
+    crf: Annotated[int | None, typer.Option("--crf", help="Quality (lower is better). Default: x264 18, x265 20, "
+                                            "VP9 31.", show_default=False)] = None,
+    preset: Annotated[str | None, typer.Option("--preset", help="x264/x265 preset (default medium); VP9 speed "
+                                               "0-8 (default 4).", show_default=False)] = None,
+    pix_fmt: Annotated[str | None, typer.Option("--pix-fmt", help="Output pixel format. Default: yuv420p, or "
+                                                "yuv444p when the output size is odd; gbrp for ffv1.",
+                                                show_default=False)] = None,
+    ffmpeg_arg: Annotated[list[str] | None, typer.Option("--ffmpeg-arg", help="Extra encoder options, e.g. "
+                                                         "--ffmpeg-arg='-tune film' (repeatable).",
+                                                         show_default=False)] = None,
+    no_audio: Annotated[bool, typer.Option("--no-audio", help="Do not copy audio and subtitles.")] = False,
+    start: Annotated[str | None, typer.Option("--start", help="Start here: seconds or [HH:]MM:SS[.fff].",
+                                              show_default=False)] = None,
+    duration: Annotated[str | None, typer.Option("--duration", help="Process this long: seconds or "
+                                                 "[HH:]MM:SS[.fff].", show_default=False)] = None,
+    frames_dir: Annotated[Path | None, typer.Option("--frames-dir", help="Also write the upscaled frames here as "
+                                                    "frame_NNNNNN.png.", show_default=False)] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output (and discard an "
+                                            "interrupted run's chunks).")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from its finished "
+                                         "chunks.")] = False,
+    on_error: Annotated[str, typer.Option("--on-error", help="A frame ffmpeg cannot decode: fail (default), or "
+                                          "keep (repeat the previous good frame, counted in the report).")]
+    = "fail",
+    chunk_frames: Annotated[int, typer.Option("--chunk-frames", help="Frames per chunk: the unit of --resume and "
+                                              "of the split between torchrun ranks.", min=1)] = 240,
+    json_out: Annotated[bool, typer.Option("--json", help="Print a JSON report on stdout.")] = False,
+) -> None:
+    """Upscale a video: streamed, pipelined, exact frame timing, audio and subtitles copied.
+
+    Under torchrun each rank upscales a contiguous range of frames; rank 0 joins them.
+    """
+    def body() -> None:
+        import torch
+
+        from sr_cli.pipeline import Upscaler
+
+        begin = parse_time(start, "--start") if start else None
+        length = parse_time(duration, "--duration") if duration else None
+        if length is not None and length <= 0:
+            raise UsageError("--duration must be more than 0")
+        if not source.is_file():
+            raise InputError(f"{source}: no such file")
+        upscaler = Upscaler(model, scale, weights=weights, device=_device(device), precision=precision,
+                            tile=parse_tile(tile), ensemble=ensemble)
+        def upscale(frames: np.ndarray) -> np.ndarray:
+            with torch.inference_mode():
+                return upscaler.upscale_frames(frames)
+
+        tag = (f"{upscaler.spec.name} x{scale} weights={weights.resolve() if weights else 'shipped'} "
+               f"{upscaler.dtype} tile={tile} ensemble={ensemble}")
+        request = VideoRequest(source, output, codec, crf, preset, pix_fmt, list(ffmpeg_arg or []), not no_audio,
+                               begin or 0, length, frames_dir, overwrite, resume, on_error, chunk_frames, batch)
+        rank = rank_and_world()[0]
+        columns = [TextColumn(f"[bold]{source.name}[/bold]"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("frames"), FpsColumn(), TimeRemainingColumn()]
+        with Progress(*columns, console=err_console, disable=not interactive() or json_out or rank > 0) as bar:
+            task = bar.add_task("frames", total=None)
+            report = run_video(request, upscale, scale, tag,
+                               on_progress=lambda done, total: bar.update(task, completed=done, total=total))
+        if json_out:
+            print_json(report.to_json())
+        elif rank == 0:
+            _show(report)
+
+    run_command(body)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``video`` to the app."""
+    app.command("video")(video)

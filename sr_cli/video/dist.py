@@ -1,0 +1,48 @@
+"""Several processes on one video under ``torchrun``: the rank's frame range and a barrier between ranks."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+# A rank may wait for the others for as long as a long video takes to upscale.
+BARRIER_TIMEOUT = timedelta(days=7)
+
+
+def rank_and_world() -> tuple[int, int]:
+    """(RANK, WORLD_SIZE) from the environment torchrun sets; (0, 1) for a single process."""
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def local_rank() -> int:
+    """LOCAL_RANK from torchrun (the GPU index on this machine), 0 otherwise."""
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def rank_range(frames: int, rank: int, world: int) -> tuple[int, int]:
+    """The contiguous frames ``[a, b)`` of one rank: an even split, earlier ranks never longer."""
+    return frames * rank // world, frames * (rank + 1) // world
+
+
+class Group:
+    """The ranks of one job, synchronised by a gloo barrier (a no-op for a single process)."""
+
+    def __init__(self) -> None:
+        self.rank, self.world = rank_and_world()
+        self._dist = None
+        if self.world > 1:
+            import torch.distributed as dist
+
+            if not dist.is_initialized():
+                dist.init_process_group("gloo", rank=self.rank, world_size=self.world, timeout=BARRIER_TIMEOUT)
+            self._dist = dist
+
+    def barrier(self) -> None:
+        """Wait until every rank reaches this point."""
+        if self._dist is not None:
+            self._dist.barrier()
+
+    def close(self) -> None:
+        """Leave the process group."""
+        if self._dist is not None and self._dist.is_initialized():
+            self._dist.destroy_process_group()

@@ -1,0 +1,87 @@
+"""``srtool train`` on the command line: a run, its resume with more steps, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from sr_cli.cli.app import app
+from sr_cli.errors import EXIT_INPUT, EXIT_USAGE
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("cli")
+    (root / "train").mkdir()
+    (root / "val").mkdir()
+    for i, path in enumerate(sorted((SHARED / "train").glob("*.png"))[:2]):
+        Image.open(path).convert("RGB").crop((0, 0, 36, 36)).save(root / "train" / f"{i}.png")
+    Image.open(SHARED / "bench" / "Set5" / "bird.png").crop((0, 0, 48, 48)).save(root / "val" / "bird.png")
+    return root / "train", root / "val"
+
+
+def _run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, ["train", *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def _tiny(data: tuple[Path, Path]) -> list[str]:
+    return ["-m", "espcn", "-s", "3", "-d", str(data[0]), "--batch", "2", "--patch", "6", "--val-data", str(data[1]),
+            "--val-every", "2", "--log-every", "1", "--workers", "0"]
+
+
+def test_train_then_resume_with_more_steps(data: tuple[Path, Path], tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    code, out, err = _run(*_tiny(data), "--steps", "2", "-o", str(run), "--json")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["status"] == "completed" and summary["steps"] == 2 and summary["best_psnr"] > 10
+    code, out, err = _run("--resume", str(run), "--steps", "4", "--json")
+    assert code == 0, err
+    assert json.loads(out)["steps"] == 4
+    with (run / "metrics.csv").open() as f:
+        assert [int(r["step"]) for r in csv.DictReader(f)] == [1, 2, 3, 4]
+    assert json.loads((run / "config.json").read_text())["steps"] == 4
+
+
+@pytest.mark.parametrize(("extra", "code", "message"), [
+    ([], EXIT_USAGE, "--model, --scale and --data are needed"),
+    (["--loss", "l1+0.1*tv"], EXIT_USAGE, "unknown loss term 'tv'"),
+    (["--patch", "40"], EXIT_INPUT, "too large for every training image"),
+    (["--optimizer", "sgd"], EXIT_USAGE, "unknown --optimizer 'sgd'"),
+])
+def test_bad_options_give_one_line(data: tuple[Path, Path], tmp_path: Path, extra: list[str], code: int,
+                                   message: str) -> None:
+    args = [] if not extra else [*_tiny(data), *extra]
+    got, _, err = _run(*args, "-o", str(tmp_path / "r"))
+    assert got == code
+    assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_empty_folder_and_foreign_resume(data: tuple[Path, Path], tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    code, _, err = _run("-m", "espcn", "-s", "3", "-d", str(tmp_path / "empty"), "-o", str(tmp_path / "r"))
+    assert code == EXIT_INPUT and "no images in" in err and len(err.strip().splitlines()) == 1
+    run = tmp_path / "run"
+    assert _run(*_tiny(data), "--steps", "1", "-o", str(run))[0] == 0
+    code, _, err = _run("--resume", str(run), "-m", "edsr", "-s", "3")
+    assert code == EXIT_USAGE and "is a espcn x3 run: it cannot be resumed as edsr x3" in err
+    code, _, err = _run("--resume", str(run), "--lr", "0.1")
+    assert code == EXIT_USAGE and "cannot change lr" in err
