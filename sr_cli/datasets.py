@@ -57,10 +57,10 @@ def dataset_images(
     Registered sets are downloaded into ``<data home>/datasets/<name>`` on first use when ``download``.
     """
     key = name.lower()
-    if key not in DATASETS:
-        raise UsageError(f"unknown data set {name!r}; known: {', '.join(DATASETS)}")
-    if data_dir is not None:
+    if data_dir is not None:  # any name labels a folder of the user's
         return folder_dataset(Path(data_dir))
+    if key not in DATASETS:
+        raise UsageError(f"unknown data set {name!r}; known: {', '.join(DATASETS)} (or any name with --data-dir)")
     if key in PACKAGED:
         return folder_dataset(PACKAGE_DATA / PACKAGED[key])
     if key not in REGISTERED:

@@ -182,7 +182,11 @@ def run_bench(
                     panels.append(("bicubic", make_upscaler("bicubic", scale).upscale_uint8(lr)))
                 for name, upscaler in upscalers.items():
                     sr, seconds = upscale_timed(upscaler, lr)
-                    p, q = score(sr, hr, scale)
+                    try:
+                        p, q = score(sr, hr, scale)
+                    except SrtoolError as err:
+                        on_error(type(err)(f"{path}: {err}"))
+                        continue
                     runs[name].images.append(ImageScore(path.stem, p, q, seconds))
                     pixels[name] += sr.shape[0] * sr.shape[1]
                     panels.append((f"{name} x{scale} {p:.2f} dB", sr))
