@@ -39,7 +39,7 @@ def make_clip(path: Path, frames: int) -> np.ndarray:
                     "-pix_fmt", "yuv420p", "-c:a", "aac", str(path)], check=True)
     raw = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(path), "-map", "0:v:0", "-sws_flags", SWS_FLAGS,
                           "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], capture_output=True, check=True).stdout
-    return np.frombuffer(raw, np.uint8).reshape(-1, HEIGHT, WIDTH, 3)
+    return np.frombuffer(raw, np.uint8).reshape(-1, HEIGHT, WIDTH, 3).copy()
 
 
 def upscaler_for(name: str, folder: Path, device: str, precision: str) -> tuple[Upscaler, str]:

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from typer.testing import CliRunner
 
 from sr_cli.cli.app import app
@@ -196,14 +197,34 @@ def test_pts_expression_gives_every_tick() -> None:
     assert timeline.rate == FPS and timeline.offset(5) == 5 / FPS
 
 
-def test_start_and_duration(clip: Path, clip_frames: np.ndarray, tmp_path: Path) -> None:
-    target = tmp_path / "part.mkv"
-    report = run_video(VideoRequest(clip, target, codec="ffv1", start=Fraction(1, 2), duration=Fraction(1, 4)),
-                       nearest, 2, "nearest")
+def test_start_duration_and_frames_dir(clip: Path, clip_frames: np.ndarray, tmp_path: Path) -> None:
+    target, pngs = tmp_path / "part.mkv", tmp_path / "frames"
+    report = run_video(VideoRequest(clip, target, codec="ffv1", start=Fraction(1, 2), duration=Fraction(1, 4),
+                                    frames_dir=pngs), nearest, 2, "nearest")
     assert report.frames == 6  # frames 12..17: 12 * 1001/24000 = 0.5005 ... 17 * 1001/24000 = 0.709
-    np.testing.assert_array_equal(decode(target, (2 * W, 2 * H)), nearest(clip_frames[12:18]))
+    want = nearest(clip_frames[12:18])
+    np.testing.assert_array_equal(decode(target, (2 * W, 2 * H)), want)
+    assert sorted(p.name for p in pngs.iterdir()) == [f"frame_{i:06d}.png" for i in range(6)]
+    np.testing.assert_array_equal(np.asarray(Image.open(pngs / "frame_000005.png")), want[5])
     got, step = audio_seconds(target)
     assert abs(got - Fraction(1, 4)) <= step
+
+
+def test_subtitles_converted_for_mp4_and_no_audio(clip: Path, tmp_path: Path) -> None:
+    subs = tmp_path / "subs.srt"
+    subs.write_text("1\n00:00:00,100 --> 00:00:00,600\nhello\n")
+    src = tmp_path / "talk.mkv"
+    ff("-i", str(clip), "-i", str(subs), "-map", "0", "-map", "1", "-c:v", "copy", "-c:a", "copy", "-c:s", "subrip",
+       str(src))
+    report = run_video(VideoRequest(src, tmp_path / "out.mp4"), nearest, 2, "nearest")
+    text = showinfo(tmp_path / "out.mp4")[2]
+    assert "Audio: aac" in text and "Subtitle: mov_text" in text
+    assert report.notes == ["subtitle stream 2 (subrip) converted to mov_text"]
+    kept = run_video(VideoRequest(src, tmp_path / "out.mkv"), nearest, 2, "nearest")
+    assert "Subtitle: subrip" in showinfo(Path(kept.output))[2] and not kept.notes
+    quiet = run_video(VideoRequest(src, tmp_path / "quiet.mkv", audio=False), nearest, 2, "nearest")
+    text = showinfo(Path(quiet.output))[2]
+    assert "Audio:" not in text and "Subtitle:" not in text
 
 
 class Interrupt(Exception):

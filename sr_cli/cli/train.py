@@ -21,8 +21,8 @@ _DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)
 
 
 def _d(name: str) -> str:
-    """' (default: X)' for the help text (options default to None so that --resume sees what was given)."""
-    return f" [default: {_DEFAULTS[name]}]"
+    """' (default X)' for the help text (options default to None so that --resume sees what was given)."""
+    return f" (default {_DEFAULTS[name]})"
 
 
 class ConsoleReporter(Reporter):
@@ -112,7 +112,7 @@ def train(
     optimizer: Annotated[str | None, typer.Option(help="adam or adamw." + _d("optimizer"),
                                                   show_default=False)] = None,
     lr: Annotated[float | None, typer.Option(help="Learning rate." + _d("lr"), show_default=False)] = None,
-    d_lr: Annotated[float | None, typer.Option(help="Discriminator learning rate [default: --lr].",
+    d_lr: Annotated[float | None, typer.Option(help="Discriminator learning rate (default --lr).",
                                                show_default=False)] = None,
     weight_decay: Annotated[float | None, typer.Option(help="Weight decay." + _d("weight_decay"),
                                                        show_default=False)] = None,
@@ -142,7 +142,7 @@ def train(
                                                     "blur-decimate, bilinear, nearest." + _d("degradation"),
                                                     show_default=False)] = None,
     augment: Annotated[bool | None, typer.Option("--augment/--no-augment", help="Random flips and 90-degree "
-                                                 "rotations. [default: augment]", show_default=False)] = None,
+                                                 "rotations (default on).", show_default=False)] = None,
     val_set: Annotated[str | None, typer.Option(help="Validation data set." + _d("val_set"),
                                                 show_default=False)] = None,
     val_data: Annotated[Path | None, typer.Option(help="Folder of HR validation images (instead of --val-set).",

@@ -77,12 +77,18 @@ def _subsampled(pix_fmt: str) -> tuple[bool, bool]:
 
 
 def colour_flags(colour: Colour, pix_fmt: str) -> tuple[list[str], list[str]]:
-    """(output flags, frame-tag filters) that carry range, primaries, transfer and matrix to the output."""
-    rgb = pix_fmt in RGB_PIX_FMTS
-    flags = ["-colorspace", "rgb", "-color_range", "pc"] if rgb else []
-    if not rgb:
-        flags += ["-colorspace", colour.space] if colour.space and colour.space != "gbr" else []
-        flags += ["-color_range", colour.range] if colour.range else []
+    """(output flags, frame-tag filters) carrying range, primaries, transfer and matrix to the output.
+
+    YUV → YUV keeps the input's matrix and range; RGB output is tagged RGB full range; an RGB source (PNG,
+    GIF) encoded as YUV gets the encoder's default matrix and range. Primaries and transfer always pass.
+    """
+    if pix_fmt in RGB_PIX_FMTS:
+        flags = ["-colorspace", "rgb", "-color_range", "pc"]
+    elif colour.space == "gbr":
+        flags = []
+    else:
+        flags = (["-colorspace", colour.space] if colour.space else []) + (
+            ["-color_range", colour.range] if colour.range else [])
     tags = [f"color_primaries={colour.primaries}"] if colour.primaries else []
     tags += [f"color_trc={colour.trc}"] if colour.trc else []
     flags += ["-color_primaries", colour.primaries] if colour.primaries else []

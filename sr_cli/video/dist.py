@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 
+from sr_cli.errors import SrtoolError
+
 # A rank may wait for the others for as long as a long video takes to upscale.
 BARRIER_TIMEOUT = timedelta(days=7)
 
@@ -34,7 +36,11 @@ class Group:
             import torch.distributed as dist
 
             if not dist.is_initialized():
-                dist.init_process_group("gloo", rank=self.rank, world_size=self.world, timeout=BARRIER_TIMEOUT)
+                try:
+                    dist.init_process_group("gloo", rank=self.rank, world_size=self.world, timeout=BARRIER_TIMEOUT)
+                except (RuntimeError, ValueError) as err:
+                    raise SrtoolError(f"rank {self.rank} cannot join the other {self.world - 1} rank(s): "
+                                      f"{str(err).splitlines()[0]} (start it with torchrun)") from None
             self._dist = dist
 
     def barrier(self) -> None:

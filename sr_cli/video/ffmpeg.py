@@ -8,7 +8,8 @@ from fractions import Fraction
 from functools import cache
 
 _PREFIX = re.compile(r"^(\[[^\]]*\]\s*)+")
-_TELLING = re.compile(r"error|invalid|not |no |unable|cannot|could not|unknown|unsupported|fail", re.I)
+_TELLING = re.compile(r"error|invalid|unrecognized|undefined|not |no |unable|cannot|could not|unknown|"
+                      r"unsupported|fail|must", re.I)
 
 
 @cache
@@ -32,11 +33,10 @@ def run(args: list[str]) -> subprocess.CompletedProcess[str]:
 def error_line(stderr: str) -> str:
     """The line of ffmpeg's stderr that best names what went wrong, without its ``[ctx @ 0x..]`` prefix."""
     lines = [_PREFIX.sub("", line).strip() for line in stderr.splitlines()]
-    lines = [line for line in lines if line and not line.startswith(("Error opening output file", "Conversion failed"))]
+    lines = [line.split(": ", 1)[-1] if line.startswith("Error opening") else line for line in lines
+             if line and (": " in line or not line.startswith(("Error opening", "Conversion failed")))]
     telling = [line for line in lines if _TELLING.search(line)]
-    if telling:
-        return telling[0] if "Error opening input file" not in telling[0] else telling[-1]
-    return lines[-1] if lines else "ffmpeg failed without a message"
+    return (telling or lines or ["ffmpeg failed without a message"])[0]
 
 
 @cache

@@ -105,17 +105,21 @@ def _check_paths(request: VideoRequest, output: Path) -> None:
 
 
 def _check_decoding(info: VideoInfo, on_error: str) -> list[str]:
-    """Fail on undecodable frames unless --on-error keep; the notes say what keep did."""
+    """Fail on frames ffmpeg could not decode unless --on-error keep; the note says what keep did."""
     holes = sorted(info.timeline.missing)
     if not info.decode_errors and not holes:
         return []
-    where = (f"{len(holes)} frame(s) cannot be decoded (first: frame {holes[0]} at "
-             f"{float(info.timeline.seconds(holes[0]) - info.start):.3f}s)" if holes
-             else f"ffmpeg reported {len(info.decode_errors)} decode error(s) and concealed them")
+    if holes:
+        at = float(info.timeline.seconds(holes[0]) - info.start)
+        problem = f"{len(holes)} frame(s) cannot be decoded (first: frame {holes[0]} at {at:.3f}s)"
+        keep = "replaces each with the previous good frame"
+    else:
+        problem = f"ffmpeg reported {len(info.decode_errors)} decode error(s) and concealed them"
+        keep = "keeps the frames as ffmpeg concealed them"
     if on_error == "fail":
-        raise InputError(f"{info.path}: {where}: {info.decode_errors[0] if info.decode_errors else ''}; "
-                         "--on-error keep repeats the previous good frame instead".replace(": ;", ";"))
-    return [f"{where}; kept: {'each is replaced by the previous good frame' if holes else 'frames as decoded'}"]
+        detail = f": {info.decode_errors[0]}" if info.decode_errors else ""
+        raise InputError(f"{info.path}: {problem}{detail}; --on-error keep {keep}")
+    return [f"{problem}: kept, --on-error keep {keep}"]
 
 
 def _fingerprint(request: VideoRequest, model: str, encoding: codecs.Encoding, container: str) -> dict[str, Any]:
@@ -140,7 +144,7 @@ def _preflight(root: Path, info: VideoInfo, size: tuple[int, int], encoding: cod
         raise UsageError(f"the encoder refuses these options: {str(err).split(': ', 1)[-1]}") from None
     if container != "gif":
         concat = mux.write_concat_list(root / "preflight.ffconcat", [(probe_chunk, 0, 1)], info.timeline)
-        target = root / f"preflight{request.output.suffix if request.output else '.mkv'}"
+        target = root / "preflight.out"
         try:
             mux.mux(concat, info, container, encoding.colour, plan, request.start, Fraction(1), encoding.codec,
                     target)

@@ -92,17 +92,13 @@ def _run(args: list[str], what: str) -> None:
 
 def mux_command(concat: Path, info: VideoInfo, container: str, colour_flags: list[str], plan: StreamPlan,
                 start: Fraction, duration: Fraction | None, codec: str, target: Path) -> list[str]:
-    """Join the chunks (video copied) with the planned streams of the input into ``target``."""
-    args = ["-f", "concat", "-safe", "0"]
-    if plan.maps:
-        lead = info.timeline.seconds(0) - info.start - start  # keep the first frame's place against the audio
-        args += ["-itsoffset", ffmpeg.seconds(lead)] if lead else []
-    args += ["-i", str(concat)]
-    if plan.maps:
-        args += (["-ss", ffmpeg.seconds(start)] if start else []) + (
-            ["-t", ffmpeg.seconds(duration)] if duration is not None else []) + ["-i", str(info.path)]
-        args += ["-map_metadata", "1"] + (["-map_chapters", "1"] if not start and duration is None else [])
-    args += ["-map", "0:v", *plan.maps, "-c:v", "copy", *colour_flags, *plan.options]
+    """Join the chunks (video copied) with the planned streams and the metadata of the input into ``target``."""
+    lead = info.timeline.seconds(0) - info.start - start  # the first frame's place against the audio
+    args = ["-f", "concat", "-safe", "0", *(["-itsoffset", ffmpeg.seconds(lead)] if plan.maps and lead else []),
+            "-i", str(concat), *(["-ss", ffmpeg.seconds(start)] if start else []),
+            *(["-t", ffmpeg.seconds(duration)] if duration is not None else []), "-i", str(info.path),
+            "-map_metadata", "1", *(["-map_chapters", "1"] if not start and duration is None else []),
+            "-map", "0:v", *plan.maps, "-c:v", "copy", *colour_flags, *plan.options]
     if plan.maps and start:  # the seek lands on a video keyframe: drop the audio and subtitles before --start
         args += ["-copypriorss:a", "0", "-copypriorss:s", "0"]
     args += ["-tag:v", "hvc1"] if codec == "libx265" and container in ("mp4", "mov") else []

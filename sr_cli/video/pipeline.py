@@ -133,6 +133,8 @@ def run_pipeline(
                     done = chunk.a
                     while done < chunk.b:
                         item = _get(upscaled, stop)
+                        if item is _DONE:
+                            raise SrtoolError(f"the frames ran out before the end of chunk {chunk.path.name}")
                         _, start, frames, repeated = item
                         for i, frame in enumerate(frames):
                             writer.write(frame)

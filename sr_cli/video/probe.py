@@ -9,7 +9,9 @@ decode is found and placed instead of vanishing.
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -27,7 +29,6 @@ _FRAME = re.compile(r"\] n:\s*\d+ pts:\s*(-?\d+|NOPTS) .*?duration:\s*(-?\d+) .*
 _COLOUR = re.compile(r"color_range:(\S+) color_space:(\S+) color_primaries:(\S+) color_trc:(\S+)")
 _DECODE_ERROR = re.compile(r"error submitting packet to decoder|decoding error|error while decoding|concealing", re.I)
 _NOPTS = -(2**63)
-STILL_IMAGE_DEMUXERS = ("image2", "_pipe")
 
 
 @dataclass(frozen=True)
@@ -125,36 +126,50 @@ def _seek_args(start: Fraction) -> list[str]:
     return ["-ss", ffmpeg.seconds(at), "-noaccurate_seek"] if at > 0 else []
 
 
-def _decode_pass(path: Path, index: int, seek: list[str], end: Fraction | None) -> dict:
+@dataclass
+class _Decoded:
+    """What the decoding pass saw."""
+
+    time_base: Fraction = Fraction(1)
+    rate: Fraction = Fraction(0)
+    frames: list[tuple[int, int, Fraction, int, int]] = field(default_factory=list)  # pts, duration, sar, w, h
+    colour: Colour | None = None
+    errors: list[str] = field(default_factory=list)
+    configured: bool = False
+
+
+def _decode_pass(path: Path, index: int, seek: list[str], end: Fraction | None) -> _Decoded:
     """Decode the stream once, reading every frame's timestamp, size and colour tags from ``showinfo``."""
     args = ffmpeg.command("-copyts", *seek, "-i", str(path), "-map", f"0:{index}", "-vf", "showinfo=checksum=0",
                           "-fps_mode", "passthrough", "-f", "null", "-")
-    found: dict = {"frames": [], "errors": [], "colour": None, "config": None, "tail": []}
+    seen, tail = _Decoded(), deque(maxlen=20)
     with subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                           errors="replace") as proc:
-        for line in proc.stderr or ():
+        assert proc.stderr is not None
+        for line in proc.stderr:
             if (m := _FRAME.search(line)) is not None:
-                if m.group(1) == "NOPTS":
-                    raise InputError(f"{path}: a decoded frame has no timestamp; remux the file first")
-                pts = int(m.group(1))
-                if end is not None and found["config"] and pts * found["config"][0] >= end:
+                pts = int(m.group(1)) if m.group(1) != "NOPTS" else None
+                if pts is None or (end is not None and pts * seen.time_base >= end):
                     proc.terminate()
+                    if pts is None:
+                        raise InputError(f"{path}: a decoded frame has no timestamp (remux the file first)")
                     break
-                found["frames"].append((pts, int(m.group(2)), Fraction(int(m.group(3)), int(m.group(4)) or 1),
-                                        int(m.group(5)), int(m.group(6))))
-            elif found["config"] is None and (m := _CONFIG.search(line)) is not None:
-                found["config"] = (Fraction(int(m.group(1)), int(m.group(2))),
-                                   Fraction(int(m.group(3)), int(m.group(4))) if int(m.group(4)) else Fraction(0))
-            elif found["colour"] is None and (m := _COLOUR.search(line)) is not None:
-                found["colour"] = m.groups()
+                seen.frames.append((pts, int(m.group(2)), Fraction(int(m.group(3)), int(m.group(4)) or 1),
+                                    int(m.group(5)), int(m.group(6))))
+            elif not seen.configured and (m := _CONFIG.search(line)) is not None:
+                num, den, rate_num, rate_den = map(int, m.groups())
+                seen.time_base, seen.configured = Fraction(num, den), True
+                seen.rate = Fraction(rate_num, rate_den) if rate_den else Fraction(0)
+            elif seen.colour is None and (m := _COLOUR.search(line)) is not None:
+                seen.colour = Colour(*[None if tag in ("unknown", "unspecified", "reserved") else tag
+                                       for tag in m.groups()])
             elif _DECODE_ERROR.search(line):
-                found["errors"].append(ffmpeg.error_line(line))
+                seen.errors.append(ffmpeg.error_line(line))
             else:
-                found["tail"] = (found["tail"] + [line])[-30:]
-        proc.wait()
-    if not found["frames"] and proc.returncode not in (0, -15):
-        raise InputError(f"{path}: ffmpeg cannot decode the video stream ({ffmpeg.error_line(''.join(found['tail']))})")
-    return found
+                tail.append(line)
+    if not seen.frames and proc.returncode not in (0, -signal.SIGTERM):
+        raise InputError(f"{path}: ffmpeg cannot decode the video stream ({ffmpeg.error_line(''.join(tail))})")
+    return seen
 
 
 def _packet_pts(path: Path, index: int, seek: list[str], end: Fraction | None) -> tuple[Fraction, list[int]]:
@@ -178,11 +193,6 @@ def _packet_pts(path: Path, index: int, seek: list[str], end: Fraction | None) -
     return tb, pts
 
 
-def _colour(tags: tuple[str, ...] | None) -> Colour:
-    known = [None if tag in ("unknown", "unspecified", "reserved") else tag for tag in (tags or ("",) * 4)]
-    return Colour(*[tag or None for tag in known])
-
-
 def probe(path: Path, start: Fraction = Fraction(0), duration: Fraction | None = None) -> VideoInfo:
     """Read the input's streams and the video frames in ``[start, start + duration)`` (seconds from its start)."""
     path = Path(path)
@@ -191,24 +201,24 @@ def probe(path: Path, start: Fraction = Fraction(0), duration: Fraction | None =
     seek = _seek_args(start)
     begin = origin + start
     end = None if duration is None else begin + duration
-    found = _decode_pass(path, stream.index, seek, end)
-    tb, rate = found["config"] or (Fraction(1), Fraction(0))
-    frames = [f for f in found["frames"] if f[0] * tb >= begin]
+    seen = _decode_pass(path, stream.index, seek, end)
+    tb = seen.time_base
+    frames = [f for f in seen.frames if f[0] * tb >= begin]
     if not frames:
         raise InputError(f"{path}: no video frames {'after --start' if start else 'could be decoded'}")
-    sizes = {(f[3], f[4]) for f in frames}
+    sizes = list(dict.fromkeys((f[3], f[4]) for f in frames))
     if len(sizes) > 1:
-        raise InputError(f"{path}: the frame size changes mid-stream ({' → '.join(f'{w}x{h}' for w, h in sizes)})")
+        raise InputError(f"{path}: the frame size changes mid-stream ({' → '.join(f'{w}x{h}' for w, h in sizes)}), "
+                         "which srtool does not support")
     decoded = [f[0] for f in frames]
     missing: list[int] = []
-    if found["errors"]:
+    if seen.errors:  # place the frames that failed to decode, from the packets' timestamps
         ptb, packets = _packet_pts(path, stream.index, seek, end)
-        if ptb:
-            wanted = {p * ptb for p in packets if p != _NOPTS and p * ptb >= begin}
-            have = {p * tb for p in decoded}
-            if have <= wanted:
-                missing = sorted(int(t / tb) for t in wanted - have if (t / tb).denominator == 1)
-    timeline = Timeline.build(tb, rate, decoded, missing, last_duration=frames[-1][1])
-    w, h = frames[0][3], frames[0][4]
+        wanted = {p * ptb for p in packets if p != _NOPTS and p * ptb >= begin}
+        have = {p * tb for p in decoded}
+        if ptb and have <= wanted:
+            missing = sorted(int(t / tb) for t in wanted - have if (t / tb).denominator == 1)
+    timeline = Timeline.build(tb, seen.rate, decoded, missing, last_duration=frames[-1][1])
+    w, h = sizes[0]
     return VideoInfo(path, container, origin, streams, stream.index, stream.codec, w, h, frames[0][2] or None,
-                     _colour(found["colour"]), timeline, found["errors"])
+                     seen.colour or Colour(), timeline, seen.errors)

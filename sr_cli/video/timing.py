@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
+from sr_cli.errors import UsageError
+
 
 @dataclass(frozen=True)
 class Timeline:
@@ -99,8 +101,6 @@ def microseconds(t: Fraction) -> int:
 
 def parse_time(text: str, option: str) -> Fraction:
     """``90``, ``90.5``, ``1:30`` or ``0:01:30.5`` as exact seconds; UsageError naming ``option`` otherwise."""
-    from sr_cli.errors import UsageError
-
     try:
         parts = [Fraction(p) for p in text.strip().split(":")]
         if not 1 <= len(parts) <= 3 or any(p < 0 for p in parts) or any(p >= 60 for p in parts[1:]):
