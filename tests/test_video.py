@@ -26,7 +26,7 @@ from sr_cli.cli.app import app
 from sr_cli.errors import InputError, OutputError
 from sr_cli.pipeline import Upscaler
 from sr_cli.registry import MODELS, shipped_weights
-from sr_cli.video import DEFAULT_VIDEO_MODEL, VideoRequest, run_video
+from sr_cli.video import DEFAULT_VIDEO_MODEL, DEFAULT_VIDEO_SCALE, VideoRequest, run_video
 from sr_cli.video.dist import rank_range
 from sr_cli.video.ffmpeg import ffmpeg_exe
 from sr_cli.video.reader import SWS_FLAGS
@@ -84,9 +84,9 @@ def audio_seconds(path: Path) -> tuple[Fraction, Fraction]:
     return (packets[-1][1] + packets[-1][2] - packets[0][1]) * tb, packets[0][2] * tb
 
 
-def bicubic(frames: np.ndarray, scale: int) -> np.ndarray:
+def upscaled(frames: np.ndarray, scale: int, model: str = "bicubic") -> np.ndarray:
     """The reference: the decoded input frames upscaled as images."""
-    upscaler = Upscaler("bicubic", scale, device="cpu")
+    upscaler = Upscaler(model, scale, device="cpu")
     with torch.inference_mode():
         return np.stack([upscaler.upscale_uint8(f) for f in frames])
 
@@ -110,22 +110,21 @@ def clip_frames(clip: Path) -> np.ndarray:
 
 
 def test_default_command(clip: Path, clip_frames: np.ndarray, tmp_path: Path) -> None:
-    src = tmp_path / "clip.mp4"
+    src, s = tmp_path / "clip.mp4", DEFAULT_VIDEO_SCALE
     src.symlink_to(clip)
     code, out, err = srtool("video", str(src))
     assert code == 0, err
-    target = tmp_path / f"clip_{DEFAULT_VIDEO_MODEL}_x2.mp4"
+    target = tmp_path / f"clip_{DEFAULT_VIDEO_MODEL}_x{s}.mp4"
     assert target.is_file() and not list(tmp_path.glob(".*")), "output beside the input, no leftovers"
     rate, times, text = showinfo(target)
     assert len(clip_frames) == N and len(times) == N
     assert rate == "24000/1001" and times == [i / FPS for i in range(N)]
-    assert f"{2 * W}x{2 * H}" in text and "yuv420p" in text
+    assert f"{s * W}x{s * H}" in text
     got, step = audio_seconds(target)
     want, _ = audio_seconds(clip)
     assert abs(got - want) <= step and "Audio: aac" in text
-    frames = decode(target, (2 * W, 2 * H))
-    if DEFAULT_VIDEO_MODEL == "bicubic":
-        assert psnr(frames, bicubic(clip_frames, 2)) > 30  # x264 CRF 18, 4:2:0 chroma
+    reference = upscaled(clip_frames, s, DEFAULT_VIDEO_MODEL)
+    assert psnr(decode(target, (s * W, s * H)), reference) > 30  # x264 CRF 18, 4:2:0 chroma when sizes are even
 
 
 def test_ffv1_is_exact_odd_size_x3(clip: Path, clip_frames: np.ndarray, tmp_path: Path) -> None:
@@ -138,7 +137,7 @@ def test_ffv1_is_exact_odd_size_x3(clip: Path, clip_frames: np.ndarray, tmp_path
     rate, times, text = showinfo(target)
     assert rate == "24000/1001" and len(times) == N
     assert all(abs(t - i / FPS) < Fraction(1, 1000) for i, t in enumerate(times))  # Matroska keeps milliseconds
-    np.testing.assert_array_equal(decode(target, (3 * W, 3 * H)), bicubic(clip_frames, 3))
+    np.testing.assert_array_equal(decode(target, (3 * W, 3 * H)), upscaled(clip_frames, 3))
 
 
 def test_colour_tags_and_ffmpeg_args_carried(tmp_path: Path) -> None:
@@ -152,7 +151,7 @@ def test_colour_tags_and_ffmpeg_args_carried(tmp_path: Path) -> None:
     _, times, text = showinfo(target)
     assert "yuv420p(tv, bt709, progressive)" in text
     assert len(re.findall(r"iskey:1", text)) == len(range(0, len(times), 4))  # -g 4 reached the encoder
-    assert psnr(decode(target, (128, 96)), bicubic(decode(src, (64, 48)), 2)) > 30
+    assert psnr(decode(target, (128, 96)), upscaled(decode(src, (64, 48)), 2)) > 30
 
 
 def test_variable_frame_rate_keeps_every_timestamp(tmp_path: Path) -> None:
@@ -292,7 +291,7 @@ def test_two_ranks_split_and_join(clip: Path, clip_frames: np.ndarray, tmp_path:
                                                                                          (1, 2, [N // 2, N])]
     _, times, text = showinfo(target)
     assert len(times) == N and "Audio: aac" in text and not list(tmp_path.glob(".*"))
-    np.testing.assert_array_equal(decode(target, (2 * W, 2 * H)), bicubic(clip_frames, 2))
+    np.testing.assert_array_equal(decode(target, (2 * W, 2 * H)), upscaled(clip_frames, 2))
 
 
 def test_gif_in_video_and_gif_out(tmp_path: Path) -> None:

@@ -63,7 +63,7 @@ def bench(
                                                 "instead of degrading.", show_default=False)] = None,
     data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Folder of HR images (manga109 or any).",
                                                   show_default=False)] = None,
-    weights: Annotated[Path | None, typer.Option("--weights", help="Checkpoint for the (single) --model.",
+    weights: Annotated[Path | None, typer.Option("--weights", help="Checkpoint for the (single) learned --model.",
                                                  show_default=False)] = None,
     ensemble: Annotated[bool, typer.Option("--ensemble", help="x8 self-ensemble (the '+' figures).")] = False,
     device: DeviceOpt = None,
@@ -92,8 +92,9 @@ def bench(
                       for n in names}
         else:
             names, chosen = default_models(scale)
-        if weights is not None and len(names) != 1:
-            raise UsageError("--weights needs exactly one --model")
+        learned = [n for n in names if get_spec(n).learned]
+        if weights is not None and len(learned) != 1:
+            raise UsageError("--weights needs exactly one learned --model (interpolations may be added)")
         sets: list[tuple[str, list[Path]]] = []
         for name in dataset:
             try:
@@ -103,7 +104,7 @@ def bench(
         tile_px = parse_tile(tile)
 
         def make(name: str, s: int) -> Upscaler:
-            return Upscaler(name, s, weights=weights if name == names[0] and model else None, device=device,
+            return Upscaler(name, s, weights=weights if weights is not None and name in learned else None, device=device,
                             precision=precision, tile=tile_px, ensemble=ensemble)
 
         deg = Degradation(degradation, blur_sigma, noise, jpeg, seed, lr_dir)
