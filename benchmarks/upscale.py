@@ -25,7 +25,7 @@ from sr_cli.errors import WeightsError
 name, scale, size, tile, prec = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 spec = get_spec(name)
 try:
-    model, source = load_model(spec, scale), "shipped"
+    model, source = load_model(spec, scale), "shipped" if spec.learned else "none"
 except WeightsError:
     torch.manual_seed(0); model, source = spec.build(scale).eval(), "random"
 dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[prec]

@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import importlib
-
 import typer
 
 from sr_cli import __version__
+from sr_cli.cli import bench, models, train, upscale, video
 
 app = typer.Typer(
     name="srtool",
-    help="Super-resolution for images and video: upscale, bench, train, distill.",
+    help="Super-resolution for images and video: upscale, video, bench, train, models.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-COMMANDS = ("upscale", "video", "bench", "train", "distill", "models")
 
 
 def _version(value: bool) -> None:
@@ -33,14 +31,8 @@ def _root(
     """Super-resolution for images and video."""
 
 
-for _name in COMMANDS:
-    try:
-        _module = importlib.import_module(f"sr_cli.cli.{_name}")
-    except ModuleNotFoundError as _err:
-        if _err.name != f"sr_cli.cli.{_name}":
-            raise
-        continue
-    _module.register(app)
+for _command in (upscale, video, bench, train, models):
+    _command.register(app)
 
 
 def main() -> None:

@@ -201,7 +201,7 @@ def train(
         elif trainer.main:
             best = f"{result.best_psnr:.3f} dB" if result.best_psnr is not None else "-"
             out_console.print(f"{result.status} at step {result.step}: best validation Y-PSNR {best}; "
-                              f"weights in {result.run_dir}")
+                              f"weights in {result.run_dir}", soft_wrap=True)
         if result.status == "interrupted":
             warn(f"interrupted: checkpoint written; continue with `srtool train --resume {result.run_dir}`")
             return EXIT_INTERRUPTED
