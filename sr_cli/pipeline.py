@@ -70,6 +70,7 @@ class Upscaler:
             return self.engine.run(x.expand(-1, 3, -1, -1).contiguous(), progress).mean(dim=1, keepdim=True)
         return self.engine.run(x, progress)
 
+    @torch.inference_mode()
     def upscale_float(self, arr: np.ndarray, progress: Progress | None = None) -> np.ndarray:
         """(H, W, C) float32 in [0, 1], C in 1..4 (alpha last for 2 and 4) → (sH, sW, C) float32 in [0, 1]."""
         x = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32)).permute(2, 0, 1).unsqueeze(0)
@@ -90,6 +91,7 @@ class Upscaler:
         out = self.upscale_float(arr.astype(np.float32) / 255, progress)
         return np.round(out * 255).astype(np.uint8)
 
+    @torch.inference_mode()
     def upscale_frames(self, frames: np.ndarray) -> np.ndarray:
         """(N, H, W, 3) uint8 video frames → (N, sH, sW, 3) uint8, as one engine batch."""
         self.set_levels(255)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
+from fractions import Fraction
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, \
     TimeRemainingColumn
@@ -101,8 +101,6 @@ def video(
     Under torchrun each rank upscales a contiguous range of frames; rank 0 joins them.
     """
     def body() -> None:
-        import torch
-
         from sr_cli.pipeline import Upscaler
 
         begin = parse_time(start, "--start") if start else None
@@ -113,14 +111,12 @@ def video(
             raise InputError(f"{source}: no such file")
         upscaler = Upscaler(model, scale, weights=weights, device=_device(device), precision=precision,
                             tile=parse_tile(tile), ensemble=ensemble)
-        def upscale(frames: np.ndarray) -> np.ndarray:
-            with torch.inference_mode():
-                return upscaler.upscale_frames(frames)
+        upscale = upscaler.upscale_frames
 
         tag = (f"{upscaler.spec.name} x{scale} weights={weights.resolve() if weights else 'shipped'} "
                f"{upscaler.dtype} tile={tile} ensemble={ensemble}")
         request = VideoRequest(source, output, codec, crf, preset, pix_fmt, list(ffmpeg_arg or []), not no_audio,
-                               begin or 0, length, frames_dir, overwrite, resume, on_error, chunk_frames, batch)
+                               begin or Fraction(0), length, frames_dir, overwrite, resume, on_error, chunk_frames, batch)
         rank = rank_and_world()[0]
         columns = [TextColumn(f"[bold]{source.name}[/bold]"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("frames"), FpsColumn(), TimeRemainingColumn()]
