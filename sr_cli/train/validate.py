@@ -17,7 +17,7 @@ from sr_cli.datasets import dataset_images, folder_dataset
 from sr_cli.degrade import crop_to_scale, degrade
 from sr_cli.engine import upscale_tensor
 from sr_cli.interp import Bicubic
-from sr_cli.metrics import psnr, ssim
+from sr_cli.evaluate import score
 from sr_cli.train.data import to_rgb8
 from sr_cli.images import read_image
 
@@ -55,6 +55,7 @@ def evaluate(model: nn.Module, images: list[ValImage], scale: int, overlap: int,
         if image.chroma is not None:
             out = ycbcr_to_rgb(torch.cat([out, image.chroma], dim=1))
         sr = out[0].clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-        psnrs.append(psnr(sr, image.hr, shave=scale))
-        ssims.append(ssim(sr, image.hr, shave=scale))
+        p, q = score(sr, image.hr, scale)
+        psnrs.append(p)
+        ssims.append(q)
     return float(np.mean(psnrs)), float(np.mean(ssims))
