@@ -18,7 +18,7 @@ from sr_cli.device import select_device, select_precision
 from sr_cli.engine import Engine, Progress
 from sr_cli.interp import Bicubic
 from sr_cli.registry import get_spec
-from sr_cli.weights import load_model
+from sr_cli.weights import load_model_options
 
 
 class Upscaler:
@@ -42,8 +42,8 @@ class Upscaler:
         self.scale = scale
         self.device = select_device(device)
         self.dtype = select_precision(precision, self.device)
-        self.model = load_model(self.spec, scale, weights, **options)
-        self.overlap = self.spec.overlap(**options)
+        self.model, built = load_model_options(self.spec, scale, weights, **options)
+        self.overlap = self.spec.overlap(**built)
         tile_px = None if tile in (None, "auto") else int(tile)
         self.engine = Engine(self.model, scale, self.overlap, self.device, self.dtype, tile_px, batch_size, ensemble)
         self._chroma = Engine(Bicubic(scale, levels=None), scale, get_spec("bicubic").overlap(), self.device,

@@ -2,7 +2,9 @@
 
 A weights file that does not fit the model asked for is a ``WeightsError`` saying what it is and what was
 expected; a learned model without weights is a ``WeightsError`` naming the missing file and the
-``srtool train`` command that makes it — srtool never runs a model with random weights.
+``srtool train`` command that makes it — srtool never runs a model with random weights. Official checkpoints
+(EDSR-PyTorch, CSD, BasicSR, ESRGAN) are converted on loading by ``sr_cli.checkpoints``, which also tells
+their architecture, scale and options.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from torch import nn
 
 from sr_cli import __version__
 from sr_cli.atomic import atomic_path
+from sr_cli.checkpoints import convert
 from sr_cli.errors import WeightsError
 from sr_cli.registry import ModelSpec, shipped_weights
 
@@ -62,23 +65,51 @@ def _unwrap(obj: Any, path: Path) -> State:
 
 
 def load_state(path: str | Path) -> tuple[State, dict[str, Any]]:
-    """Tensors and metadata of a weights file: srtool safetensors, or a PyTorch pickle read with weights_only."""
+    """Tensors and metadata of a weights file: srtool safetensors, or a PyTorch pickle read with weights_only.
+
+    A file without srtool's metadata whose layout ``sr_cli.checkpoints`` recognises comes back in srtool's names
+    and [0, 1] range, with ``architecture``, ``scale``, ``options`` and ``layout`` as its metadata.
+    """
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"weights file not found: {path}")
     if path.suffix == ".safetensors":
         try:
-            return load_file(str(path)), read_metadata(path)
+            state, meta = load_file(str(path)), read_metadata(path)
         except (SafetensorError, OSError) as err:
             raise WeightsError(f"cannot read weights {path}: {err}") from None
+        if "architecture" in meta:
+            return state, meta
+    else:
+        state, meta = _unwrap(_load_pickle(path), path), {}
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        found = convert(state)
+    except WeightsError as err:
+        raise WeightsError(f"{path}: {err}") from None
+    return (found[0], {**meta, **found[1]}) if found is not None else (state, meta)
+
+
+def _load_pickle(path: Path) -> Any:
+    """A PyTorch pickle read with weights_only (tensors and plain containers, no code)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - pickle errors come in many types
         msg = str(err).splitlines()[0] if str(err) else type(err).__name__
         if "weights_only" in str(err) or "Unsupported global" in str(err):
             raise WeightsError(f"refusing {path}: it needs arbitrary code to load (not a plain weights file)") from None
         raise WeightsError(f"cannot read weights {path}: {msg}") from None
-    return _unwrap(obj, path), {}
+
+
+def held_model(path: str | Path) -> tuple[str, int | None]:
+    """The registry name and scale (None: every scale, as MDSR) of the model a weights file holds, from its
+    metadata or its recognised layout; a WeightsError when neither tells."""
+    state, meta = load_state(path)
+    if meta.get("architecture") is None:
+        names = ", ".join(list(state)[:3])
+        raise WeightsError(f"cannot tell which model {path} holds: its tensors ({names}, ...) match no layout srtool "
+                           "recognises; name it with --model (and --scale)")
+    scale = meta.get("scale")
+    return str(meta["architecture"]), int(scale) if scale is not None else None
 
 
 def missing_weights_error(spec: ModelSpec, scale: int, path: Path) -> WeightsError:
@@ -89,13 +120,22 @@ def missing_weights_error(spec: ModelSpec, scale: int, path: Path) -> WeightsErr
     )
 
 
+def _layout(meta: dict[str, Any]) -> str:
+    return f" (detected layout: {meta['layout']})" if meta.get("layout") else ""
+
+
+def check_held(spec: ModelSpec, scale: int, path: Path, meta: dict[str, Any]) -> None:
+    """Raise a WeightsError when ``meta`` says the file holds another architecture or scale than asked for."""
+    arch, got_scale = meta.get("architecture"), meta.get("scale")
+    if (arch is not None and arch != spec.name) or (got_scale is not None and not spec.multi_scale
+                                                    and int(got_scale) != scale):
+        held = f"{arch or spec.name}" + (f" x{got_scale}" if got_scale is not None else "")
+        raise WeightsError(f"{path} holds {held} weights, expected {spec.name} x{scale}{_layout(meta)}")
+
+
 def check_state(model: nn.Module, state: State, spec: ModelSpec, scale: int, path: Path, meta: dict[str, Any]) -> None:
     """Raise a WeightsError saying what ``state`` is and what ``model`` expected when they do not fit."""
-    arch, got_scale = meta.get("architecture"), meta.get("scale")
-    if arch is not None and arch != spec.name:
-        raise WeightsError(f"{path} holds {arch} x{got_scale} weights, expected {spec.name} x{scale}")
-    if got_scale is not None and not spec.multi_scale and int(got_scale) != scale:
-        raise WeightsError(f"{path} holds {arch or spec.name} x{got_scale} weights, expected {spec.name} x{scale}")
+    check_held(spec, scale, path, meta)
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
@@ -104,20 +144,28 @@ def check_state(model: nn.Module, state: State, spec: ModelSpec, scale: int, pat
         detail = (f"{len(missing)} missing tensors (e.g. {missing[0]})" if missing else
                   f"{len(unexpected)} unexpected tensors (e.g. {unexpected[0]})" if unexpected else
                   f"shape of {wrong[0]} is {tuple(state[wrong[0]].shape)}, expected {tuple(own[wrong[0]].shape)}")
-        raise WeightsError(f"{path} does not fit {spec.name} x{scale}: {detail}")
+        raise WeightsError(f"{path} does not fit {spec.name} x{scale}: {detail}{_layout(meta)}")
 
 
 def load_model(spec: ModelSpec, scale: int, weights: str | Path | None = None, **options: Any) -> nn.Module:
     """``spec``'s module at ``scale`` in eval mode, holding ``weights`` (or the shipped ones) in float32."""
+    return load_model_options(spec, scale, weights, **options)[0]
+
+
+def load_model_options(spec: ModelSpec, scale: int, weights: str | Path | None = None,
+                       **options: Any) -> tuple[nn.Module, dict[str, Any]]:
+    """``load_model`` and the build options it used: the weights' own (metadata or detected layout), then
+    ``options``."""
     spec.check_scale(scale)
     if not spec.learned:
-        return spec.build(scale, **options).eval()
+        return spec.build(scale, **options).eval(), options
     path = Path(weights) if weights is not None else shipped_weights(spec, scale)
     if weights is None and not path.is_file():
         raise missing_weights_error(spec, scale, path)
     state, meta = load_state(path)
-    build_opts = {**{k: v for k, v in (meta.get("options") or {}).items()}, **options}
+    check_held(spec, scale, path, meta)
+    build_opts = {**(meta.get("options") or {}), **options}
     model = spec.build(scale, **build_opts)
     check_state(model, state, spec, scale, path, meta)
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
-    return model.eval()
+    return model.eval(), build_opts

@@ -18,6 +18,7 @@ from sr_cli.errors import EXIT_FAILED, SrtoolError, UsageError
 from sr_cli.evaluate import Degradation, RunScore, run_bench
 from sr_cli.pipeline import Upscaler
 from sr_cli.registry import MODELS, get_spec, shipped_weights
+from sr_cli.weights import held_model
 
 
 def default_models(scales: list[int] | None) -> tuple[list[str], dict[str, list[int]]]:
@@ -47,9 +48,11 @@ def write_csv(results: list[RunScore], path: Path) -> None:
 def bench(
     dataset: Annotated[list[str], typer.Option("--dataset", "-d", help=f"Data set(s): {', '.join(DATASETS)}, "
                                                "or 'folder' with --data-dir.")] = ["set5"],  # noqa: B006
-    model: Annotated[list[str] | None, typer.Option("--model", "-m", help="Model(s); default: bicubic and every "
-                                                    "model with shipped weights.", show_default=False)] = None,
-    scale: Annotated[list[int] | None, typer.Option("--scale", "-s", help="Scale(s); default: each model's.",
+    model: Annotated[list[str] | None, typer.Option("--model", "-m", help="Model(s); default: the model --weights "
+                                                    "holds, else bicubic and every model with shipped weights.",
+                                                    show_default=False)] = None,
+    scale: Annotated[list[int] | None, typer.Option("--scale", "-s", help="Scale(s); default: without --model, the "
+                                                    "scale --weights holds; else each model's.",
                                                     show_default=False)] = None,
     degradation: Annotated[str, typer.Option("--degradation", help=f"How LR is made: {', '.join(DEGRADATIONS)}.")]
     = "bicubic",
@@ -63,7 +66,8 @@ def bench(
                                                 "instead of degrading.", show_default=False)] = None,
     data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Folder of HR images (manga109 or any).",
                                                   show_default=False)] = None,
-    weights: Annotated[Path | None, typer.Option("--weights", help="Checkpoint for the (single) learned --model.",
+    weights: Annotated[Path | None, typer.Option("--weights", help="Checkpoint for the (single) learned --model: "
+                                                 "srtool's, or an official EDSR/MDSR/CSD/BasicSR/ESRGAN file.",
                                                  show_default=False)] = None,
     ensemble: Annotated[bool, typer.Option("--ensemble", help="x8 self-ensemble (the '+' figures).")] = False,
     device: DeviceOpt = None,
@@ -86,10 +90,14 @@ def bench(
         error(str(err))
 
     def body() -> list[RunScore]:
-        if model:
-            names = [get_spec(m).name for m in model]
-            chosen = {n: [s for s in get_spec(n).scales if scale is None or s in scale] or list(scale or [])
-                      for n in names}
+        wanted_models, wanted_scales = model, scale
+        if not model and weights is not None:
+            arch, held = held_model(weights)
+            wanted_models, wanted_scales = [arch], scale or ([held] if held is not None else None)
+        if wanted_models:
+            names = [get_spec(m).name for m in wanted_models]
+            chosen = {n: [s for s in get_spec(n).scales if wanted_scales is None or s in wanted_scales]
+                      or list(wanted_scales or []) for n in names}
         else:
             names, chosen = default_models(scale)
         learned = [n for n in names if get_spec(n).learned]

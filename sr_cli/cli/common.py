@@ -6,6 +6,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -13,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from sr_cli.errors import EXIT_INTERRUPTED, SrtoolError
+from sr_cli.weights import held_model
 
 err_console = Console(stderr=True, highlight=False)
 out_console = Console(highlight=False)
@@ -60,6 +62,16 @@ def parse_tile(tile: str) -> int | None:
     if value < 0:
         raise SrtoolError(f"--tile must be auto, 0 or a positive integer, got '{tile}'")
     return value
+
+
+def model_and_scale(model: str | None, scale: int | None, weights: Path | None, default_model: str,
+                    default_scale: int) -> tuple[str, int]:
+    """--model and --scale as given; without --model, the model that --weights holds (and, without --scale, its
+    scale); else the command's defaults. A file whose model cannot be told is a WeightsError then."""
+    if model is None and weights is not None:
+        model, held = held_model(weights)
+        scale = scale if scale is not None else held
+    return model or default_model, scale if scale is not None else default_scale
 
 
 def run_command(fn: Callable[[], T]) -> T:

@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 
 from sr_cli.batch import expand_inputs, plan_jobs, prepare_folder, upscale_file
-from sr_cli.cli.common import (DeviceOpt, PrecisionOpt, TileOpt, error, interactive, out_console, parse_tile,
-                               print_json, progress_bar, run_command)
+from sr_cli.cli.common import (DeviceOpt, PrecisionOpt, TileOpt, error, interactive, model_and_scale, out_console,
+                               parse_tile, print_json, progress_bar, run_command)
 from sr_cli.errors import EXIT_FAILED, EXIT_OK, SrtoolError, UsageError
 from sr_cli.images import DEFAULT_MAX_PIXELS
 from sr_cli.pipeline import Upscaler
@@ -27,8 +27,12 @@ def example_image() -> Path:
 def upscale(
     inputs: Annotated[list[str] | None, typer.Argument(help="Image files, folders or glob patterns.",
                                                        show_default=False)] = None,
-    model: Annotated[str, typer.Option("--model", "-m", help="Model name (see `srtool models`).")] = DEFAULT_MODEL,
-    scale: Annotated[int, typer.Option("--scale", "-s", help="Upscaling factor: 2, 3 or 4.")] = DEFAULT_SCALE,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Model name (see `srtool models`). Default: the "
+                                              f"model --weights holds, else {DEFAULT_MODEL}.", show_default=False)]
+    = None,
+    scale: Annotated[int | None, typer.Option("--scale", "-s", help="Upscaling factor: 2, 3 or 4. Default: without "
+                                              f"--model, the scale --weights holds; else {DEFAULT_SCALE}.",
+                                              show_default=False)] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Output file (one input) or folder. "
                                                 "Default: beside each input as <stem>_<model>_x<scale>.<ext>.",
                                                 show_default=False)] = None,
@@ -36,7 +40,8 @@ def upscale(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")] = False,
     skip_existing: Annotated[bool, typer.Option("--skip-existing", help="Skip inputs whose output exists.")] = False,
     weights: Annotated[Path | None, typer.Option("--weights", help="Load this checkpoint instead of the shipped "
-                                                 "weights.", show_default=False)] = None,
+                                                 "weights: srtool's, or an official EDSR/MDSR/CSD/BasicSR/ESRGAN "
+                                                 "checkpoint.", show_default=False)] = None,
     width: Annotated[float | None, typer.Option("--width", help="CSD width fraction (csd only).",
                                                 show_default=False)] = None,
     device: DeviceOpt = None,
@@ -50,7 +55,8 @@ def upscale(
                                           f"({EXAMPLE}).")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON report on stdout.")] = False,
 ) -> None:
-    """Upscale images (default: --model {model} --scale {scale}); a batch goes on past a bad file."""
+    """Upscale images (default: --model {model} --scale {scale}, or what --weights holds); a batch goes on past a
+    bad file."""
     def body() -> int:
         items = list(inputs or []) + ([str(example_image())] if example else [])
         if not items:
@@ -61,11 +67,12 @@ def upscale(
         target = output
         if example and output is None:
             target = Path.cwd()
-        jobs = plan_jobs(sources, target, model, scale) if sources else []
+        name, factor = model_and_scale(model, scale, weights, DEFAULT_MODEL, DEFAULT_SCALE)
+        jobs = plan_jobs(sources, target, name, factor) if sources else []
         if target is not None and jobs and jobs[0].target.parent == target:
             prepare_folder(target)
         options = {"width": width} if width is not None else {}
-        upscaler = Upscaler(model, scale, weights=weights, device=device, precision=precision,
+        upscaler = Upscaler(name, factor, weights=weights, device=device, precision=precision,
                             tile=parse_tile(tile), ensemble=ensemble, batch_size=batch_size, **options)
         report, codes = [], []
         for problem in problems:
@@ -95,11 +102,11 @@ def upscale(
                                    "size": [w, h], "bit_depth": picture.bit_depth})
                 bar.advance(images)
         if json_out:
-            print_json({"model": upscaler.spec.name, "scale": scale, "device": str(upscaler.device),
+            print_json({"model": upscaler.spec.name, "scale": factor, "device": str(upscaler.device),
                         "files": report})
         elif interactive():
             done = sum(r["status"] == "ok" for r in report)
-            out_console.print(f"upscaled {done} of {len(report)} image(s) with {upscaler.spec.name} x{scale}")
+            out_console.print(f"upscaled {done} of {len(report)} image(s) with {upscaler.spec.name} x{factor}")
         if not codes:
             return EXIT_OK
         return codes[0] if len(set(codes)) == 1 else EXIT_FAILED

@@ -13,8 +13,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.table import Table
 from rich.text import Text
 
-from sr_cli.cli.common import (DeviceOpt, PrecisionOpt, TileOpt, err_console, interactive, out_console, parse_tile,
-                               print_json, run_command)
+from sr_cli.cli.common import (DeviceOpt, PrecisionOpt, TileOpt, err_console, interactive, model_and_scale,
+                               out_console, parse_tile, print_json, run_command)
 from sr_cli.errors import InputError, UsageError
 from sr_cli.video import DEFAULT_VIDEO_MODEL, DEFAULT_VIDEO_SCALE, VideoReport, VideoRequest, run_video
 from sr_cli.video.dist import local_rank, rank_and_world
@@ -55,11 +55,15 @@ def video(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Output file; its extension picks the "
                                                 "container (.mp4 .mkv .mov .webm .gif). Default: beside INPUT as "
                                                 "<stem>_<model>_x<scale>.<ext>.", show_default=False)] = None,
-    model: Annotated[str, typer.Option("--model", "-m", help="Model name (see `srtool models`).")]
-    = DEFAULT_VIDEO_MODEL,
-    scale: Annotated[int, typer.Option("--scale", "-s", help="Upscaling factor.")] = DEFAULT_VIDEO_SCALE,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Model name (see `srtool models`). Default: the "
+                                              f"model --weights holds, else {DEFAULT_VIDEO_MODEL}.",
+                                              show_default=False)] = None,
+    scale: Annotated[int | None, typer.Option("--scale", "-s", help="Upscaling factor. Default: without --model, "
+                                              f"the scale --weights holds; else {DEFAULT_VIDEO_SCALE}.",
+                                              show_default=False)] = None,
     weights: Annotated[Path | None, typer.Option("--weights", help="Load this checkpoint instead of the shipped "
-                                                 "weights.", show_default=False)] = None,
+                                                 "weights: srtool's, or an official EDSR/MDSR/CSD/BasicSR/ESRGAN "
+                                                 "checkpoint.", show_default=False)] = None,
     device: DeviceOpt = None,
     precision: PrecisionOpt = "auto",
     tile: TileOpt = "auto",
@@ -109,11 +113,12 @@ def video(
             raise UsageError("--duration must be more than 0")
         if not source.is_file():
             raise InputError(f"{source}: no such file")
-        upscaler = Upscaler(model, scale, weights=weights, device=_device(device), precision=precision,
+        name, factor = model_and_scale(model, scale, weights, DEFAULT_VIDEO_MODEL, DEFAULT_VIDEO_SCALE)
+        upscaler = Upscaler(name, factor, weights=weights, device=_device(device), precision=precision,
                             tile=parse_tile(tile), ensemble=ensemble)
         upscale = upscaler.upscale_frames
 
-        tag = (f"{upscaler.spec.name} x{scale} weights={weights.resolve() if weights else 'shipped'} "
+        tag = (f"{upscaler.spec.name} x{factor} weights={weights.resolve() if weights else 'shipped'} "
                f"{upscaler.dtype} tile={tile} ensemble={ensemble}")
         request = VideoRequest(source, output, codec, crf, preset, pix_fmt, list(ffmpeg_arg or []), not no_audio,
                                begin or Fraction(0), length, frames_dir, overwrite, resume, on_error, chunk_frames, batch)
@@ -122,7 +127,7 @@ def video(
                    TextColumn("frames"), FpsColumn(), TimeRemainingColumn()]
         with Progress(*columns, console=err_console, disable=not interactive() or json_out or rank > 0) as bar:
             task = bar.add_task("frames", total=None)
-            report = run_video(request, upscale, scale, tag,
+            report = run_video(request, upscale, factor, tag,
                                on_progress=lambda done, total: bar.update(task, completed=done, total=total))
         if json_out:
             print_json(report.to_json())

@@ -1,0 +1,201 @@
+"""The model zoo: ship a trained run's weights into ``weights/`` and regenerate the model card from ``srtool bench``.
+
+    python benchmarks/zoo.py ship RUN_DIR [--weights best.safetensors]   # bench, pick fp16/fp32, write weights/
+    python benchmarks/zoo.py card                                        # bench every shipped file, write the card
+
+``ship`` benches the run's weights on Set5 and Set14 with ``srtool bench --json`` in fp32 storage and in fp16
+storage, keeps fp16 when no mean PSNR moves by 0.005 dB or more, refuses weights that do not beat bicubic, and
+writes ``weights/<model>_x<scale>.safetensors`` with metadata: architecture, scale, options, the training command
+(rebuilt from the run's ``config.json``: every setting that differs from the default), data, steps, training
+time (from ``metrics.csv``), device, the bench figures and the storage dtype.
+
+``card`` benches every shipped file exactly as a user gets it (``srtool bench -m M -s S``, no ``--weights``) and
+writes ``weights/README.md``: the table is generated here from the bench JSON, never typed by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+WEIGHTS = ROOT / "weights"
+DATASETS = ("set5", "set14")
+FP16_TOLERANCE_DB = 0.005
+# Set5 Y-PSNR floors of the model-zoo issue (published figure in brackets in REFERENCE §4).
+FLOORS = {("srcnn", 3): 32.3, ("espcn", 3): 32.5, ("fsrcnn", 3): 32.8, ("edsr", 2): 37.3, ("edsr", 4): 31.5,
+          ("srresnet", 4): 31.5, ("mdsr", 4): 31.5, ("csd", 4): 31.3}
+
+
+def bench(model: str, scale: int, weights: Path | None = None, extra: list[str] | None = None) -> dict[str, Any]:
+    """``srtool bench --json`` on Set5 and Set14: {dataset: result row}."""
+    cmd = [sys.executable, "-m", "sr_cli", "bench", "-m", model, "-s", str(scale), "--json"]
+    for d in DATASETS:
+        cmd += ["-d", d]
+    if weights is not None:
+        cmd += ["--weights", str(weights)]
+    cmd += extra or []
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit(f"bench failed ({shlex.join(cmd)}): {out.stderr.strip()}")
+    doc = json.loads(out.stdout)
+    return {r["dataset"]: r for r in doc["results"]}
+
+
+def train_command(config: dict[str, Any]) -> str:
+    """The ``srtool train`` command line equivalent to a run's config (settings that differ from the default)."""
+    from sr_cli.train.config import TrainConfig
+
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)
+                if f.default is not dataclasses.MISSING}
+    defaults.update(betas=[0.9, 0.999], milestones=[], model_options={})
+    args = ["srtool", "train", "--model", config["model"], "--scale", str(config["scale"])]
+    for folder in config["data"]:
+        args += ["--data", folder]
+    for key, value in config.items():
+        if key in ("model", "scale", "data") or value == defaults.get(key) or value is None:
+            continue
+        flag = "--" + key.replace("_", "-")
+        if isinstance(value, bool):
+            args.append(flag if value else f"--no-{key.replace('_', '-')}")
+        elif isinstance(value, list):
+            args += [flag, ",".join(str(v) for v in value)]
+        else:
+            args += [flag, str(value)]
+    return shlex.join(args)
+
+
+def train_seconds(run: Path) -> float:
+    """Training time excluding validation: each metrics row's interval divided by its steps/s."""
+    total, last = 0.0, 0
+    with (run / "metrics.csv").open() as f:
+        for row in csv.DictReader(f):
+            step, rate = int(row["step"]), row["steps_per_s"]
+            if rate and float(rate) > 0 and step > last:
+                total += (step - last) / float(rate)
+            last = max(last, step)
+    return total
+
+
+def device_label(config: dict[str, Any]) -> str:
+    """Where the run trained (this machine's CPU unless the config asked for CUDA)."""
+    if str(config.get("device", "auto")).startswith("cuda"):
+        return config["device"]
+    return f"CPU ({platform.machine()}, {os.cpu_count()} cores)"
+
+
+def ship(run: Path, weights_name: str) -> None:
+    """Bench a run's weights in fp32 and fp16 storage and write the chosen one into ``weights/``."""
+    from sr_cli.registry import get_spec
+    from sr_cli.weights import load_state, save_weights
+
+    src = run / weights_name
+    state, meta = load_state(src)
+    config = json.loads((run / "config.json").read_text())
+    spec, scale = get_spec(meta["architecture"]), int(meta["scale"])
+    with tempfile.TemporaryDirectory() as tmp:
+        half = Path(tmp) / "half.safetensors"
+        save_weights(half, state, meta, half=True)
+        full = bench(spec.name, scale, src)
+        reduced = bench(spec.name, scale, half)
+    base = bench("bicubic", scale)
+    delta = {d: abs(reduced[d]["psnr"] - full[d]["psnr"]) for d in DATASETS}
+    use_half = all(v < FP16_TOLERANCE_DB for v in delta.values())
+    chosen = reduced if use_half else full
+    for d in DATASETS:
+        if chosen[d]["psnr"] <= base[d]["psnr"]:
+            sys.exit(f"not shipping {src}: {d} x{scale} {chosen[d]['psnr']:.4f} dB does not beat bicubic "
+                     f"{base[d]['psnr']:.4f} dB")
+    record = {
+        **{k: meta[k] for k in ("architecture", "scale", "options", "steps", "data", "ema") if k in meta},
+        "training_command": train_command(config),
+        "train_seconds": round(train_seconds(run)),
+        "device": device_label(config),
+        "storage": "fp16" if use_half else "fp32",
+        "fp16_psnr_change_db": {d: round(v, 5) for d, v in delta.items()},
+        "bench": {d: {"psnr": round(chosen[d]["psnr"], 4), "ssim": round(chosen[d]["ssim"], 4)} for d in DATASETS},
+    }
+    dest = WEIGHTS / spec.weights_name(scale)
+    save_weights(dest, state, record, half=use_half)
+    print(f"{dest.relative_to(ROOT)}: {record['storage']} (fp16 change {record['fp16_psnr_change_db']} dB); "
+          + ", ".join(f"{d} {record['bench'][d]['psnr']:.4f}/{record['bench'][d]['ssim']:.4f}" for d in DATASETS)
+          + "; bicubic " + ", ".join(f"{d} {base[d]['psnr']:.4f}" for d in DATASETS))
+
+
+def card() -> None:
+    """Bench every shipped file as users get it and write ``weights/README.md``."""
+    from sr_cli.registry import MODELS
+    from sr_cli.weights import read_metadata
+
+    rows, notes = [], []
+    for spec in MODELS.values():
+        for scale in spec.scales:
+            path = WEIGHTS / spec.weights_name(scale)
+            if not spec.learned or not path.is_file():
+                continue
+            meta, res, base = read_metadata(path), bench(spec.name, scale), bench("bicubic", scale)
+            floor = FLOORS.get((spec.name, scale))
+            s5 = res["set5"]["psnr"]
+            status = "" if floor is None else (f"floor {floor} met" if s5 >= floor else f"**below floor {floor}**")
+            rows.append([spec.name, f"x{scale}", f"{res['set5']['params']:,}",
+                         f"{s5:.2f} / {res['set5']['ssim']:.4f}",
+                         f"{res['set14']['psnr']:.2f} / {res['set14']['ssim']:.4f}",
+                         f"{base['set5']['psnr']:.2f} / {base['set14']['psnr']:.2f}",
+                         f"{1000 / res['set14']['megapixels_per_second']:.0f}",
+                         meta.get("storage", "?"), f"{meta.get('steps', '?'):,}" if isinstance(meta.get("steps"), int)
+                         else "?", f"{meta.get('train_seconds', 0) / 60:.0f} min", status])
+            notes.append(f"- `{path.name}` ({meta.get('device', '?')}): `{meta.get('training_command', '?')}`")
+    head = ["model", "scale", "params", "Set5 PSNR / SSIM", "Set14 PSNR / SSIM", "bicubic Set5 / Set14",
+            "ms per MP (CPU)", "stored", "steps", "train time", "quality floor"]
+    table = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    table += ["| " + " | ".join(r) + " |" for r in rows]
+    cpu = f"{platform.machine()} CPU, {os.cpu_count()} cores, torch threads {os.environ.get('OMP_NUM_THREADS', 'default')}"
+    text = "\n".join([
+        "# srtool model zoo",
+        "",
+        "Weights trained by srtool itself with `srtool train` on T91 + BSD200 (`../shared/data/train`, "
+        "`train_extra`), bicubic (MATLAB) degradation. Generated by `python benchmarks/zoo.py card` from "
+        "`srtool bench -d set5 -d set14 -m MODEL -s SCALE --json` run on the shipped files; do not edit by hand.",
+        "",
+        "PSNR/SSIM: Y channel (BT.601), `scale` pixels shaved, as in REFERENCE §1. ms per MP: output megapixels, "
+        f"Set14 through the engine on {cpu}. Train time excludes validation.",
+        "",
+        *table,
+        "",
+        "Models not listed ship no weights: they need a GPU budget this project has not had (see the README).",
+        "",
+        "## Training commands",
+        "",
+        *notes,
+        "",
+    ])
+    (WEIGHTS / "README.md").write_text(text)
+    print("\n".join(table))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("ship", help="bench a run's weights and copy them into weights/")
+    s.add_argument("run", type=Path)
+    s.add_argument("--weights", default="best.safetensors", help="file inside the run folder")
+    sub.add_parser("card", help="regenerate weights/README.md")
+    args = ap.parse_args()
+    if args.cmd == "ship":
+        ship(args.run, args.weights)
+    else:
+        card()
+
+
+if __name__ == "__main__":
+    main()
