@@ -5,11 +5,11 @@ from __future__ import annotations
 import typer
 
 from sr_cli import __version__
-from sr_cli.cli import bench, models, train, upscale, video
+from sr_cli.cli import bench, distill, models, train, upscale, video
 
 app = typer.Typer(
     name="srtool",
-    help="Super-resolution for images and video: upscale, video, bench, train, models.",
+    help="Super-resolution for images and video: upscale, video, bench, train, distill, models.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -31,7 +31,7 @@ def _root(
     """Super-resolution for images and video."""
 
 
-for _command in (upscale, video, bench, train, models):
+for _command in (upscale, video, bench, train, distill, models):
     _command.register(app)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -28,8 +29,9 @@ def _d(name: str) -> str:
 class ConsoleReporter(Reporter):
     """A rich progress bar (steps/s, ETA, loss, last validation PSNR) on a terminal, else a line per log step."""
 
-    def __init__(self, log_every: int, bar: bool) -> None:
+    def __init__(self, log_every: int, bar: bool, label: str = "train") -> None:
         self.log_every = log_every
+        self.label = label
         self.bar = bar
         self.progress: Progress | None = None
         self.val = "-"
@@ -41,13 +43,13 @@ class ConsoleReporter(Reporter):
         self.tick = (done, time.perf_counter())
         if self.bar:
             self.progress = Progress(
-                TextColumn("train"), BarColumn(), MofNCompleteColumn(),
+                TextColumn(self.label), BarColumn(), MofNCompleteColumn(),
                 TextColumn("{task.fields[rate]} steps/s"), TimeElapsedColumn(), TextColumn("ETA"),
                 TimeRemainingColumn(), TextColumn("loss {task.fields[loss]}  val {task.fields[val]}"),
                 console=err_console,
             )
             self.progress.start()
-            self.task = self.progress.add_task("train", total=total, completed=done, loss="-", val="-", rate="-")
+            self.task = self.progress.add_task(self.label, total=total, completed=done, loss="-", val="-", rate="-")
 
     def step(self, step: int, loss: float, lr: float) -> None:
         if self.progress is not None:
@@ -80,25 +82,96 @@ class ConsoleReporter(Reporter):
             self.progress.stop()
 
 
+def _opt(kind: Any, help: str, *names: str) -> Any:
+    """An optional (default None) option of ``kind``; its flag is the parameter's name unless ``names``."""
+    return Annotated[kind | None, typer.Option(*names, help=help, show_default=False)]
+
+
+# Options shared by `train` and `distill` (defaults None, so that --resume sees what was given).
+DataOpt = _opt(list[Path], "Folder of HR training images (searched recursively); repeat for more.", "--data", "-d")
+ScaleOpt = _opt(int, "Upscaling factor: 2, 3 or 4.", "--scale", "-s")
+ResumeOpt = _opt(Path, "Continue the run in this folder (its own settings; --steps etc. may change).", "--resume")
+StepsOpt = _opt(int, "Training steps." + _d("steps"))
+BatchOpt = _opt(int, "Patches per step (per process)." + _d("batch"))
+PatchOpt = _opt(int, "LR patch size in pixels (HR = patch x scale)." + _d("patch"))
+VggWeightsOpt = _opt(Path, "VGG19 weights file (default: downloaded once into the user cache).")
+OptimizerOpt = _opt(str, "adam or adamw." + _d("optimizer"))
+LrOpt = _opt(float, "Learning rate." + _d("lr"))
+WeightDecayOpt = _opt(float, "Weight decay." + _d("weight_decay"))
+ScheduleOpt = _opt(str, "step (x gamma every --decay-every steps or at --milestones), cosine or constant."
+                   + _d("schedule"))
+DecayEveryOpt = _opt(int, "Step schedule period." + _d("decay_every"))
+MilestonesOpt = _opt(str, "Step schedule milestones, e.g. 50000,100000.")
+GammaOpt = _opt(float, "Step schedule factor." + _d("gamma"))
+WarmupOpt = _opt(int, "Linear warmup steps." + _d("warmup"))
+MinLrOpt = _opt(float, "Cosine schedule floor." + _d("min_lr"))
+GradClipOpt = _opt(float, "Clip the gradient norm to this; 0 = off." + _d("grad_clip"))
+EmaOpt = _opt(float, "EMA decay of the weights (e.g. 0.999); 0 = off. The EMA is what is validated and saved."
+              + _d("ema"))
+PrecisionOpt = _opt(str, "auto|fp32|bf16|fp16: autocast dtype; auto = fp16 with a GradScaler on CUDA, bf16 on "
+                    "CPUs with native bf16, else fp32.")
+DeviceOpt = _opt(str, "auto|cpu|cuda|cuda:N|mps.")
+DegradationOpt = _opt(str, "How LR patches are made: bicubic (MATLAB), blur-decimate, bilinear, nearest."
+                      + _d("degradation"))
+AugmentOpt = _opt(bool, "Random flips and 90-degree rotations (default on).", "--augment/--no-augment")
+ValSetOpt = _opt(str, "Validation data set." + _d("val_set"))
+ValDataOpt = _opt(Path, "Folder of HR validation images (instead of --val-set).")
+ValEveryOpt = _opt(int, "Validate every N steps." + _d("val_every"))
+PatienceOpt = _opt(int, "Stop after N validations without a better PSNR; 0 = never." + _d("patience"))
+CheckpointEveryOpt = _opt(int, "Checkpoint every N steps." + _d("checkpoint_every"))
+LogEveryOpt = _opt(int, "Metrics CSV row every N steps." + _d("log_every"))
+WorkersOpt = _opt(int, "DataLoader worker processes." + _d("workers"))
+SeedOpt = _opt(int, "Random seed (data, init)." + _d("seed"))
+CacheDirOpt = _opt(Path, "Keep decoded images here as memory-mapped .npy files (for data sets larger than memory).")
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")]
+
+
+def given_settings(values: dict[str, Any]) -> dict[str, Any]:
+    """The TrainConfig settings given on the command line (None = not given): paths as strings, milestones
+    parsed."""
+    given = {k: str(v) if isinstance(v, Path) else v for k, v in values.items() if v is not None}
+    if "milestones" in given:
+        given["milestones"] = [int(m) for m in given["milestones"].split(",") if m.strip()]
+    return given
+
+
+def run_trainer(build: Callable[[Reporter], Trainer], log_every: int, json_out: bool, command: str,
+                extra: Callable[[Trainer], dict[str, Any]] | None = None) -> int:
+    """Build a trainer with a console reporter, run it, print the summary; the exit code (130 when
+    interrupted). ``extra`` adds to the summary."""
+    reporter = ConsoleReporter(log_every, interactive() and not json_out, command)
+    try:
+        trainer = build(reporter)
+        result = trainer.run()
+    finally:
+        reporter.close()
+    summary = {"status": result.status, "steps": result.step, "run_dir": str(result.run_dir),
+               "best_psnr": result.best_psnr, "last_psnr": result.last_psnr, **(extra(trainer) if extra else {})}
+    if json_out:
+        print_json(summary)
+    elif trainer.main:
+        best = f"{result.best_psnr:.3f} dB" if result.best_psnr is not None else "-"
+        out_console.print(f"{result.status} at step {result.step}: best validation Y-PSNR {best}; "
+                          f"weights in {result.run_dir}", soft_wrap=True)
+    if result.status == "interrupted":
+        warn(f"interrupted: checkpoint written; continue with `srtool {command} --resume {result.run_dir}`")
+        return EXIT_INTERRUPTED
+    return 0
+
+
 def train(
-    data: Annotated[list[Path] | None, typer.Option("--data", "-d", help="Folder of HR training images "
-                                                    "(searched recursively); repeat for more.",
-                                                    show_default=False)] = None,
+    data: DataOpt = None,
     model: Annotated[str | None, typer.Option("--model", "-m", help="Model to train (see `srtool models`).",
                                               show_default=False)] = None,
-    scale: Annotated[int | None, typer.Option("--scale", "-s", help="Upscaling factor: 2, 3 or 4.",
-                                              show_default=False)] = None,
+    scale: ScaleOpt = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder. Default: "
                                              "runs/<model>_x<scale>_<time>.", show_default=False)] = None,
-    resume: Annotated[Path | None, typer.Option("--resume", help="Continue the run in this folder (its own "
-                                                "settings; --steps etc. may change).", show_default=False)] = None,
+    resume: ResumeOpt = None,
     init: Annotated[Path | None, typer.Option("--init", help="Start from these weights: copies every tensor "
                                               "whose name and shape match.", show_default=False)] = None,
-    steps: Annotated[int | None, typer.Option(help="Training steps." + _d("steps"), show_default=False)] = None,
-    batch: Annotated[int | None, typer.Option(help="Patches per step (per process)." + _d("batch"),
-                                              show_default=False)] = None,
-    patch: Annotated[int | None, typer.Option(help="LR patch size in pixels (HR = patch x scale)." + _d("patch"),
-                                              show_default=False)] = None,
+    steps: StepsOpt = None,
+    batch: BatchOpt = None,
+    patch: PatchOpt = None,
     loss: Annotated[str | None, typer.Option(help="Loss expression, e.g. 1*l1+0.006*perceptual+0.001*gan; "
                                              "terms: l1, mse, charbonnier, perceptual, gan." + _d("loss"),
                                              show_default=False)] = None,
@@ -107,75 +180,46 @@ def train(
     perceptual_layer: Annotated[str | None, typer.Option(help="VGG19 layer of the perceptual loss (conv5_4 = "
                                                          "ESRGAN, relu5_4 = SRGAN)." + _d("perceptual_layer"),
                                                          show_default=False)] = None,
-    vgg_weights: Annotated[Path | None, typer.Option(help="VGG19 weights file (default: downloaded once into "
-                                                     "the user cache).", show_default=False)] = None,
-    optimizer: Annotated[str | None, typer.Option(help="adam or adamw." + _d("optimizer"),
-                                                  show_default=False)] = None,
-    lr: Annotated[float | None, typer.Option(help="Learning rate." + _d("lr"), show_default=False)] = None,
+    vgg_weights: VggWeightsOpt = None,
+    optimizer: OptimizerOpt = None,
+    lr: LrOpt = None,
     d_lr: Annotated[float | None, typer.Option(help="Discriminator learning rate (default --lr).",
                                                show_default=False)] = None,
-    weight_decay: Annotated[float | None, typer.Option(help="Weight decay." + _d("weight_decay"),
-                                                       show_default=False)] = None,
-    schedule: Annotated[str | None, typer.Option(help="step (x gamma every --decay-every steps or at "
-                                                 "--milestones), cosine or constant." + _d("schedule"),
-                                                 show_default=False)] = None,
-    decay_every: Annotated[int | None, typer.Option(help="Step schedule period." + _d("decay_every"),
-                                                    show_default=False)] = None,
-    milestones: Annotated[str | None, typer.Option(help="Step schedule milestones, e.g. 50000,100000.",
-                                                   show_default=False)] = None,
-    gamma: Annotated[float | None, typer.Option(help="Step schedule factor." + _d("gamma"),
-                                                show_default=False)] = None,
-    warmup: Annotated[int | None, typer.Option(help="Linear warmup steps." + _d("warmup"),
-                                               show_default=False)] = None,
-    min_lr: Annotated[float | None, typer.Option(help="Cosine schedule floor." + _d("min_lr"),
-                                                 show_default=False)] = None,
-    grad_clip: Annotated[float | None, typer.Option(help="Clip the gradient norm to this; 0 = off."
-                                                    + _d("grad_clip"), show_default=False)] = None,
-    ema: Annotated[float | None, typer.Option(help="EMA decay of the weights (e.g. 0.999); 0 = off. The EMA is "
-                                              "what is validated and saved." + _d("ema"),
-                                              show_default=False)] = None,
-    precision: Annotated[str | None, typer.Option(help="auto|fp32|bf16|fp16: autocast dtype; auto = fp16 with a "
-                                                  "GradScaler on CUDA, bf16 on CPUs with native bf16, else fp32.",
-                                                  show_default=False)] = None,
-    device: Annotated[str | None, typer.Option(help="auto|cpu|cuda|cuda:N|mps.", show_default=False)] = None,
-    degradation: Annotated[str | None, typer.Option(help="How LR patches are made: bicubic (MATLAB), "
-                                                    "blur-decimate, bilinear, nearest." + _d("degradation"),
-                                                    show_default=False)] = None,
-    augment: Annotated[bool | None, typer.Option("--augment/--no-augment", help="Random flips and 90-degree "
-                                                 "rotations (default on).", show_default=False)] = None,
-    val_set: Annotated[str | None, typer.Option(help="Validation data set." + _d("val_set"),
-                                                show_default=False)] = None,
-    val_data: Annotated[Path | None, typer.Option(help="Folder of HR validation images (instead of --val-set).",
-                                                  show_default=False)] = None,
-    val_every: Annotated[int | None, typer.Option(help="Validate every N steps." + _d("val_every"),
-                                                  show_default=False)] = None,
-    patience: Annotated[int | None, typer.Option(help="Stop after N validations without a better PSNR; "
-                                                 "0 = never." + _d("patience"), show_default=False)] = None,
-    checkpoint_every: Annotated[int | None, typer.Option(help="Checkpoint every N steps."
-                                                         + _d("checkpoint_every"), show_default=False)] = None,
-    log_every: Annotated[int | None, typer.Option(help="Metrics CSV row every N steps." + _d("log_every"),
-                                                  show_default=False)] = None,
-    workers: Annotated[int | None, typer.Option(help="DataLoader worker processes." + _d("workers"),
-                                                show_default=False)] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed (data, init)." + _d("seed"),
-                                             show_default=False)] = None,
-    cache_dir: Annotated[Path | None, typer.Option(help="Keep decoded images here as memory-mapped .npy files "
-                                                   "(for data sets larger than memory).", show_default=False)] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")] = False,
+    weight_decay: WeightDecayOpt = None,
+    schedule: ScheduleOpt = None,
+    decay_every: DecayEveryOpt = None,
+    milestones: MilestonesOpt = None,
+    gamma: GammaOpt = None,
+    warmup: WarmupOpt = None,
+    min_lr: MinLrOpt = None,
+    grad_clip: GradClipOpt = None,
+    ema: EmaOpt = None,
+    precision: PrecisionOpt = None,
+    device: DeviceOpt = None,
+    degradation: DegradationOpt = None,
+    augment: AugmentOpt = None,
+    val_set: ValSetOpt = None,
+    val_data: ValDataOpt = None,
+    val_every: ValEveryOpt = None,
+    patience: PatienceOpt = None,
+    checkpoint_every: CheckpointEveryOpt = None,
+    log_every: LogEveryOpt = None,
+    workers: WorkersOpt = None,
+    seed: SeedOpt = None,
+    cache_dir: CacheDirOpt = None,
+    json_out: JsonOpt = False,
 ) -> None:
     """Train a model on folders of HR images; Ctrl-C checkpoints and stops (exit 130), --resume continues."""
-    given: dict[str, Any] = {k: v for k, v in {
+    given = given_settings({
         "steps": steps, "batch": batch, "patch": patch, "loss": loss, "gan_type": gan_type,
         "perceptual_layer": perceptual_layer, "vgg_weights": vgg_weights, "optimizer": optimizer, "lr": lr,
         "d_lr": d_lr, "weight_decay": weight_decay, "schedule": schedule, "decay_every": decay_every,
-        "milestones": [int(m) for m in milestones.split(",") if m.strip()] if milestones is not None else None,
-        "gamma": gamma, "warmup": warmup, "min_lr": min_lr, "grad_clip": grad_clip, "ema": ema,
-        "precision": precision, "device": device, "degradation": degradation, "augment": augment,
+        "milestones": milestones, "gamma": gamma, "warmup": warmup, "min_lr": min_lr, "grad_clip": grad_clip,
+        "ema": ema, "precision": precision, "device": device, "degradation": degradation, "augment": augment,
         "val_set": val_set, "val_data": val_data, "val_every": val_every, "patience": patience,
         "checkpoint_every": checkpoint_every, "log_every": log_every, "workers": workers, "seed": seed,
         "cache_dir": cache_dir, "init": init,
-    }.items() if v is not None}
-    given = {k: str(v) if isinstance(v, Path) else v for k, v in given.items()}
+    })
 
     def body() -> int:
         if resume is not None:
@@ -188,24 +232,8 @@ def train(
                 raise UsageError("--model, --scale and --data are needed (or --resume RUN_DIR)")
             config = TrainConfig(model=get_spec(model).name, scale=scale, data=[str(d) for d in data], **given)
             run_dir = out or Path("runs") / f"{model}_x{scale}_{time.strftime('%Y%m%d-%H%M%S')}"
-        reporter = ConsoleReporter(config.log_every, interactive() and not json_out)
-        try:
-            trainer = Trainer(config, run_dir, reporter, resume=resume is not None)
-            result = trainer.run()
-        finally:
-            reporter.close()
-        summary = {"status": result.status, "steps": result.step, "run_dir": str(result.run_dir),
-                   "best_psnr": result.best_psnr, "last_psnr": result.last_psnr}
-        if json_out:
-            print_json(summary)
-        elif trainer.main:
-            best = f"{result.best_psnr:.3f} dB" if result.best_psnr is not None else "-"
-            out_console.print(f"{result.status} at step {result.step}: best validation Y-PSNR {best}; "
-                              f"weights in {result.run_dir}", soft_wrap=True)
-        if result.status == "interrupted":
-            warn(f"interrupted: checkpoint written; continue with `srtool train --resume {result.run_dir}`")
-            return EXIT_INTERRUPTED
-        return 0
+        return run_trainer(lambda reporter: Trainer(config, run_dir, reporter, resume=resume is not None),
+                           config.log_every, json_out, "train")
 
     code = run_command(body)
     if code:

@@ -115,26 +115,39 @@ def slice_state_dict(csd_state: dict[str, torch.Tensor], width: float) -> dict[s
     return {k: v.clone() for k, v in _sliced_views(csd_state, width).items()}
 
 
-def _sliced_views(csd_state: dict[str, torch.Tensor], width: float) -> dict[str, torch.Tensor]:
-    """``slice_state_dict`` as views into ``csd_state``."""
+def narrow_state_dict(csd_state: dict[str, torch.Tensor], width: float) -> dict[str, torch.Tensor]:
+    """:func:`slice_state_dict` with the CSD names kept: the state of ``CSDEDSR(scale, n_blocks,
+    int(n_feats · width))`` (a standalone student). Tensors are contiguous copies."""
+    return {k: v.clone() for k, v in _narrow_views(csd_state, width).items()}
+
+
+def _narrow_views(csd_state: dict[str, torch.Tensor], width: float) -> dict[str, torch.Tensor]:
+    """Each tensor of ``csd_state`` cut to the channels used at ``width`` (views, CSD names)."""
     n_feats = csd_state["head.weight"].shape[0]
     c = width_channels(n_feats, width)
+    out: dict[str, torch.Tensor] = {}
+    for key, t in csd_state.items():
+        if key in _MEAN_SHIFT:
+            out[key] = t
+            continue
+        layer = key.rsplit(".", 1)[0]
+        rows = None if layer == "tail_conv" else t.shape[0] // n_feats * c  # r²·c for the upsampler stages
+        cols = None if layer == "head" or t.ndim == 1 else c
+        out[key] = t[:rows] if t.ndim == 1 else t[:rows, :cols]
+    return out
+
+
+def _sliced_views(csd_state: dict[str, torch.Tensor], width: float) -> dict[str, torch.Tensor]:
+    """``slice_state_dict`` as views into ``csd_state``: :func:`_narrow_views` under EDSR-PyTorch names."""
+    views = _narrow_views(csd_state, width)
     n_blocks = sum(1 for k in csd_state if k.startswith("body.") and k.endswith(".conv1.weight"))
-    n_stages = sum(1 for k in csd_state if k.startswith("upsampler.blocks.") and k.endswith(".weight"))
-
-    def conv(prefix: str, out: int | None, inp: int | None) -> dict[str, torch.Tensor]:
-        w, b = csd_state[f"{prefix}.weight"], csd_state[f"{prefix}.bias"]
-        return {"weight": w[:out, :inp], "bias": b[:out]}
-
-    layers = {"head.0": conv("head", c, None)}
+    names = {"head": "head.0", "body_conv": f"body.{n_blocks}", "tail_conv": "tail.1"}
     for i in range(n_blocks):
-        layers[f"body.{i}.body.0"] = conv(f"body.{i}.conv1", c, c)
-        layers[f"body.{i}.body.2"] = conv(f"body.{i}.conv2", c, c)
-    layers[f"body.{n_blocks}"] = conv("body_conv", c, c)
-    for j in range(n_stages):
-        r2 = csd_state[f"upsampler.blocks.{j}.weight"].shape[0] // n_feats
-        layers[f"tail.0.{2 * j}"] = conv(f"upsampler.blocks.{j}", r2 * c, c)
-    layers["tail.1"] = conv("tail_conv", None, c)
-    out = {f"{name}.{kind}": t for name, ts in layers.items() for kind, t in ts.items()}
-    out.update({k: csd_state[k] for k in _MEAN_SHIFT})
+        names[f"body.{i}.conv1"], names[f"body.{i}.conv2"] = f"body.{i}.body.0", f"body.{i}.body.2"
+    for j in range(sum(1 for k in csd_state if k.startswith("upsampler.blocks.") and k.endswith(".weight"))):
+        names[f"upsampler.blocks.{j}"] = f"tail.0.{2 * j}"
+    out = {}
+    for key, t in views.items():
+        layer, kind = key.rsplit(".", 1)
+        out[key if key in _MEAN_SHIFT else f"{names[layer]}.{kind}"] = t
     return out

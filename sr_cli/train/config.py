@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from sr_cli.errors import UsageError
 
@@ -19,6 +19,7 @@ RESUME_OVERRIDES = frozenset({"steps", "device", "precision", "workers", "val_ev
 class TrainConfig:
     """Every setting of a run (patch sizes in LR pixels; the HR patch is ``patch * scale``)."""
 
+    COMMAND: ClassVar[str] = "train"  # the srtool command whose runs these are (``command`` in config.json)
     model: str
     scale: int
     data: list[str]
@@ -77,13 +78,14 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able values."""
-        out = dataclasses.asdict(self)
+        out = {"command": self.COMMAND, **dataclasses.asdict(self)}
         out["betas"] = list(self.betas)
         return out
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> TrainConfig:
         """Rebuild from :meth:`to_dict` output (unknown keys are an error: the file is from another version)."""
+        doc = {k: v for k, v in doc.items() if k != "command"}  # checked by the caller (loop.resume_config)
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(doc) - names)
         if unknown:

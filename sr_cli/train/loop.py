@@ -4,7 +4,10 @@ resumable checkpoints.
 :class:`Trainer` is also the base of ``distill``: a subclass overrides :meth:`Trainer.compute_loss` (extra model
 outputs, a teacher, extra loss terms) and :meth:`Trainer.term_names` (the CSV columns and plot curves of those
 terms), and :meth:`Trainer.extra_state` / :meth:`Trainer.load_extra_state` for anything else it must checkpoint;
-data, optimisation, checkpoints, validation and the run folder stay the same.
+:meth:`Trainer.build_model`, :meth:`Trainer.export_model`, :meth:`Trainer.weights_metadata`,
+:meth:`Trainer.log_columns` and :meth:`Trainer.validation_row` let it choose the trained module, what is
+validated and shipped, and extra CSV columns; data, optimisation, checkpoints, validation and the run folder stay
+the same.
 
 Under ``torchrun`` (``WORLD_SIZE`` > 1) the model is wrapped in DistributedDataParallel (NCCL on CUDA, gloo
 otherwise), each rank draws its own disjoint samples, and only rank 0 validates and writes. Ctrl-C (SIGINT)
@@ -122,10 +125,15 @@ def copy_matching(model: nn.Module, state: dict[str, Tensor]) -> tuple[int, list
 
 
 def resume_config(run_dir: Path, overrides: dict[str, Any], model: str | None = None,
-                  scale: int | None = None) -> TrainConfig:
-    """The config of the run in ``run_dir`` with ``overrides``; a ``model``/``scale`` other than the run's is a
-    UsageError."""
-    config = TrainConfig.from_dict(runs.read_config(run_dir))
+                  scale: int | None = None, config_cls: type[TrainConfig] = TrainConfig) -> TrainConfig:
+    """The config of the run in ``run_dir`` with ``overrides``; a ``model``/``scale`` other than the run's, or a
+    run of another command than ``config_cls``'s, is a UsageError."""
+    doc = runs.read_config(run_dir)
+    command = doc.get("command", TrainConfig.COMMAND)
+    if command != config_cls.COMMAND:
+        raise UsageError(f"{run_dir} is a `srtool {command}` run: continue it with `srtool {command} --resume "
+                         f"{run_dir}`")
+    config = config_cls.from_dict(doc)
     if (model is not None and get_spec(model).name != config.model) or (scale is not None and scale != config.scale):
         raise UsageError(f"{run_dir} is a {config.model} x{config.scale} run: it cannot be resumed as "
                          f"{model or config.model} x{scale or config.scale}")
@@ -160,7 +168,7 @@ class Trainer:
             if self.main else []
         )
         torch.manual_seed(config.seed)
-        self.model = self._build_model()
+        self.model = self.build_model()
         self.criterion = self._build_criterion()
         self.optimizer = build_optimizer(self.model.parameters(), config, config.lr)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_factor(config))
@@ -186,8 +194,8 @@ class Trainer:
             self._init_from(config.init)
         self.net = self._wrap(self.model)
         self.critic = self._wrap(self.adversarial.discriminator) if self.adversarial is not None else None
-        self.log = runs.MetricsLog(self.run_dir, runs.metric_columns(self.term_names()),
-                                   self.step if resume else None) if self.main else None
+        self.log = runs.MetricsLog(self.run_dir, self.log_columns(), self.step if resume else None) \
+            if self.main else None
 
     # ------------------------------------------------------------------------------------------ building
 
@@ -212,7 +220,8 @@ class Trainer:
         self.reporter.note(f"training on {len(loaded.images)} images from {', '.join(map(str, config.data))}")
         return loaded.images
 
-    def _build_model(self) -> nn.Module:
+    def build_model(self) -> nn.Module:
+        """The module the optimiser trains (called once, before the run folder is made: check inputs here)."""
         model = self.spec.build(self.scale, **self.config.model_options).to(self.device)
         return model.to(memory_format=torch.channels_last) if self.channels_last else model
 
@@ -340,10 +349,10 @@ class Trainer:
         """The weights a run ships: the EMA when there is one."""
         return self.ema.module if self.ema is not None else self.model
 
-    def save_weights(self, path: Path, val: dict[str, float] | None) -> None:
-        """The exported weights with srtool's metadata."""
+    def weights_metadata(self, val: dict[str, float] | None) -> dict[str, Any]:
+        """The metadata of the exported weights, ``val`` being their validation."""
         config = self.config
-        meta = {
+        return {
             "architecture": self.spec.name,
             "scale": self.scale,
             "options": config.model_options,
@@ -354,9 +363,22 @@ class Trainer:
             "ema": self.ema is not None,
             "config": config.to_dict(),
         }
-        save_weights(path, self.export_model().state_dict(), meta)
+
+    def save_weights(self, path: Path, val: dict[str, float] | None) -> None:
+        """The exported weights with srtool's metadata."""
+        save_weights(path, self.export_model().state_dict(), self.weights_metadata(val))
 
     # ------------------------------------------------------------------------------------------ the loop
+
+    def log_columns(self) -> list[str]:
+        """The metrics CSV header."""
+        return runs.metric_columns(self.term_names())
+
+    def validation_row(self) -> dict[str, Any]:
+        """The CSV cells of the last validation (rank 0; empty elsewhere)."""
+        if not self.main or self.last_val is None:
+            return {}
+        return {"val_psnr": self.last_val["psnr"], "val_ssim": self.last_val["ssim"]}
 
     def term_names(self) -> list[str]:
         """The loss terms logged each step (CSV columns ``loss_<name>``)."""
@@ -525,8 +547,7 @@ class Trainer:
                 stop = False
                 if self.step % config.val_every == 0 or self.step == config.steps:
                     stop = self.validate()
-                    row.update(step=self.step, val_psnr=self.last_val["psnr"] if self.main else None,
-                               val_ssim=self.last_val["ssim"] if self.main else None)
+                    row.update(step=self.step, **self.validation_row())
                 if row and self.log is not None:
                     self.log.append(row)
                 if self.step % config.checkpoint_every == 0 and self.step < config.steps:

@@ -2,8 +2,8 @@
 
     RUN/config.json         the full TrainConfig
     RUN/metrics.csv         step, lr, loss and each loss term (means over the log interval), steps/s,
-                            validation PSNR/SSIM (on validation steps)
-    RUN/loss.png            loss curves             RUN/val_psnr.png   validation PSNR curve (matplotlib extra)
+                            validation PSNR/SSIM (on validation steps; distill adds the teacher's)
+    RUN/loss.png            loss curves             RUN/val_psnr.png   validation PSNR curves (matplotlib extra)
     RUN/checkpoint.pt       everything --resume needs (the last one)
     RUN/last.safetensors    final weights           RUN/best.safetensors   best-validation weights
 """
@@ -114,11 +114,12 @@ def write_plots(folder: Path, log: MetricsLog) -> bool:
         return False
     rows = log.read()
     curves = [c for c in log.columns if c.startswith("loss")]
-    for name, columns, ylabel in (("loss.png", curves, "loss"), ("val_psnr.png", ["val_psnr"], "Y-PSNR (dB)")):
+    psnrs = [c for c in log.columns if c.endswith("val_psnr")]
+    for name, columns, ylabel in (("loss.png", curves, "loss"), ("val_psnr.png", psnrs, "Y-PSNR (dB)")):
         fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
         for column in columns:
             steps, values = _series(rows, column)
-            ax.plot(steps, values, label=column, marker="o" if column == "val_psnr" else None, markersize=3)
+            ax.plot(steps, values, label=column, marker="o" if column.endswith("val_psnr") else None, markersize=3)
         if name == "loss.png" and any(_series(rows, c)[1] for c in columns) and \
                 all(v > 0 for c in columns for v in _series(rows, c)[1]):
             ax.set_yscale("log")

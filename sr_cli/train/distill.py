@@ -1,0 +1,346 @@
+"""Distillation of the CSD width-switchable EDSR: training with a teacher, on top of :class:`Trainer`.
+
+Modes (``DistillConfig.mode``):
+
+- ``csd`` (Wang et al. 2021): one shared-weight network trained at every width of ``widths`` each step; the
+  largest width is the teacher, every other width a student of it. The loss is
+  ``λ_t·L1(teacher, HR) + Σ_students [L1(student, HR) + λ_con·L_con(student, teacher, negatives)]``
+  (the paper's λ_t = 1, λ_con = 200; with more than two widths each student has its own terms against the
+  largest width).
+- ``teacher-first``: a trained full-width teacher (``teacher``) is loaded and frozen; the student — a dense
+  network of the export width's channels, initialised with the teacher's channel slice — is trained with
+  ``L1(student, HR) + λ_con·L_con``.
+- ``output-kd``: classic output distillation of a freshly initialised student: ``L1(student, HR) +
+  λ_t·L1(student, teacher(LR))`` with the frozen teacher.
+- ``none``: the export width trained alone with L1 (the baseline; with export width 1.0 the teacher alone).
+
+What a run writes: ``best.safetensors`` / ``last.safetensors`` hold the student at ``export_width`` as a
+standalone sliced network (metadata ``options = {"width", "n_blocks", "n_feats" (the full width's),
+"sliced": true}``), which ``srtool upscale --model csd --width W --weights FILE`` runs; the run's validation
+(``val_psnr``) is the student's and ``teacher_val_psnr`` the teacher's. In ``csd`` mode ``teacher_best`` /
+``teacher_last.safetensors`` hold the whole shared network at the same steps (``sliced: false``: it runs at any
+``--width``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from sr_cli.errors import UsageError, WeightsError
+from sr_cli.models.csd import CSDEDSR, narrow_state_dict, width_channels
+from sr_cli.registry import get_spec
+from sr_cli.train.config import TrainConfig
+from sr_cli.train.contrastive import ContrastiveLoss, load_feature_net, negatives
+from sr_cli.train.loop import LossOutput, Reporter, Trainer
+from sr_cli.train.validate import evaluate
+from sr_cli.train.vgg import tensors_sha256
+from sr_cli.weights import check_state, load_state, save_weights
+
+MODES = ("csd", "teacher-first", "output-kd", "none")
+TEACHER_MODES = ("teacher-first", "output-kd")
+N_BLOCKS, N_FEATS = 32, 256  # the paper's network
+TEACHER_PREFIX = "teacher_"
+
+
+@dataclass
+class DistillConfig(TrainConfig):
+    """A distillation run: the training settings plus the teacher, widths and loss weights (see the module
+    notes). ``model_options`` holds ``n_blocks`` and ``n_feats`` of the full-width network."""
+
+    COMMAND: ClassVar[str] = "distill"
+
+    mode: str = "csd"
+    widths: list[float] = field(default_factory=lambda: [0.25, 1.0])
+    export_width: float | None = None  # default: the smallest of widths
+    negatives: int = 10
+    lambda_con: float = 200.0
+    lambda_teacher: float = 1.0
+    teacher: str | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.model != "csd":
+            raise UsageError(f"distill trains the csd network, not {self.model}")
+        if self.mode not in MODES:
+            raise UsageError(f"unknown --mode {self.mode!r}: choose one of {', '.join(MODES)}")
+        self.widths = sorted({float(w) for w in self.widths})
+        for name, values in (("--widths", self.widths), ("--export-width", [self.export_width])):
+            bad = [w for w in values if w is not None and not 0 < w <= 1]
+            if bad or not values:
+                raise UsageError(f"{name} must be in (0, 1], got {bad[0] if bad else 'nothing'}")
+        if self.export_width is None:
+            self.export_width = self.widths[0]
+        self.export_width = float(self.export_width)
+        if self.mode == "csd" and len(self.widths) < 2:
+            raise UsageError("--mode csd needs at least two --widths (the students and the teacher), e.g. 0.25,1.0")
+        if self.mode == "csd" and self.export_width not in self.widths:
+            raise UsageError(f"--export-width {self.export_width:g} is not one of --widths "
+                             f"{','.join(f'{w:g}' for w in self.widths)}")
+        if self.mode in TEACHER_MODES and not self.teacher:
+            raise UsageError(f"--mode {self.mode} needs --teacher WEIGHTS (a trained full-width csd network)")
+        if self.mode not in TEACHER_MODES and self.teacher:
+            raise UsageError(f"--teacher is for --mode {' or '.join(TEACHER_MODES)}, not {self.mode}")
+        if self.negatives < 0 or self.lambda_con < 0 or self.lambda_teacher < 0:
+            raise UsageError("--negatives, --lambda-con and --lambda-teacher cannot be negative")
+        if self.uses_contrast and self.negatives > self.batch:
+            raise UsageError(f"--negatives {self.negatives} needs --batch {self.negatives} or more (the negatives "
+                             f"are LR patches of the batch), got --batch {self.batch}")
+
+    @property
+    def uses_contrast(self) -> bool:
+        """Whether the loss has the contrastive term (K = 0 or λ_con = 0 switch it off)."""
+        return self.mode in ("csd", "teacher-first") and self.negatives > 0 and self.lambda_con > 0
+
+    @property
+    def student_widths(self) -> list[float]:
+        """The widths trained as students: every width but the largest (csd), else the export width."""
+        return self.widths[:-1] if self.mode == "csd" else [self.export_width]
+
+
+def command_line(config: DistillConfig) -> str:
+    """An ``srtool distill`` command that makes this run (settings at their defaults left out)."""
+    opts = config.model_options
+    args = ["srtool", "distill", *(a for d in config.data for a in ("--data", d)), "--scale", str(config.scale),
+            "--mode", config.mode, *(["--teacher", config.teacher] if config.teacher else []),
+            "--blocks", str(opts.get("n_blocks", N_BLOCKS)), "--feats", str(opts.get("n_feats", N_FEATS))]
+    defaults = DistillConfig(model="csd", scale=config.scale, data=config.data)
+    written = {"model", "scale", "data", "mode", "teacher", "model_options"}
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if f.name in written or value == getattr(defaults, f.name):
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(value, bool):
+            args.append(flag if value else f"--no-{f.name}")
+        elif isinstance(value, (list, tuple)):
+            args += [flag, ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)]
+        elif value is not None:
+            args += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+    return shlex.join(args)
+
+
+def load_teacher(path: str | Path, scale: int, options: dict[str, Any]) -> CSDEDSR:
+    """A full-width csd network from ``path`` (an srtool safetensors file or a state dict), frozen, on the CPU.
+    Its architecture comes from its tensors; ``options`` (``n_blocks``/``n_feats`` given by the user) must fit."""
+    path = Path(path)
+    spec = get_spec("csd")
+    state, meta = load_state(path)
+    saved = meta.get("options") or {}
+    if saved.get("sliced", False) and float(saved.get("width", 1.0)) < 1:
+        raise WeightsError(f"--teacher {path} is a width-{saved['width']:g} csd student, not a full-width network")
+    head = state.get("head.weight")
+    arch = {"n_blocks": sum(1 for k in state if k.startswith("body.") and k.endswith(".conv1.weight")) or N_BLOCKS,
+            "n_feats": int(head.shape[0]) if head is not None else N_FEATS, **options}
+    model = spec.build(scale, width=1.0, sliced=False, **arch)
+    check_state(model, state, spec, scale, path, meta)
+    model.load_state_dict({k: v.float() for k, v in state.items()})
+    return model.eval().requires_grad_(False)
+
+
+class MultiWidth(nn.Module):
+    """A CSD network run at each of ``widths`` in one forward (so one DistributedDataParallel call per step)."""
+
+    def __init__(self, net: CSDEDSR, widths: list[float]) -> None:
+        super().__init__()
+        self.net = net
+        self.widths = tuple(widths)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        outs = []
+        for width in self.widths:
+            self.net.set_width(width)
+            outs.append(self.net(x))
+        return outs
+
+
+def _l1(a: Tensor, b: Tensor) -> Tensor:
+    return F.l1_loss(a.float(), b.float())
+
+
+class DistillTrainer(Trainer):
+    """A distillation run (see the module notes). ``features``: the contrastive loss's feature net (a frozen
+    module giving 5 maps; default VGG19 from ``config.vgg_weights``)."""
+
+    config: DistillConfig
+
+    def __init__(self, config: DistillConfig, run_dir: Path | None, reporter: Reporter | None = None, *,
+                 resume: bool = False, features: nn.Module | None = None) -> None:
+        self.teacher = load_teacher(config.teacher, config.scale, config.model_options) if config.teacher else None
+        self.teacher_sha256 = tensors_sha256(self.teacher.state_dict()) if self.teacher is not None else None
+        self.teacher_val: dict[str, float] | None = None
+        self._features = features
+        super().__init__(self._resolved(config), run_dir, reporter, resume=resume)
+
+    def _resolved(self, config: DistillConfig) -> DistillConfig:
+        """``config`` with the network's n_blocks and n_feats (the teacher's, else given, else the paper's)."""
+        if self.teacher is not None:
+            arch = {"n_blocks": len(self.teacher.body), "n_feats": self.teacher.n_feats}
+        else:
+            opts = config.model_options
+            arch = {"n_blocks": int(opts.get("n_blocks", N_BLOCKS)), "n_feats": int(opts.get("n_feats", N_FEATS))}
+        if arch["n_blocks"] < 1 or arch["n_feats"] < 1:
+            raise UsageError("--blocks and --feats must be at least 1")
+        for width in {*(config.widths if config.mode == "csd" else []), config.export_width}:
+            try:
+                width_channels(arch["n_feats"], width)
+            except ValueError:
+                raise UsageError(f"width {width:g} leaves no channel of {arch['n_feats']} features") from None
+        return dataclasses.replace(config, model_options=arch)
+
+    # ------------------------------------------------------------------------------------------ building
+
+    @property
+    def has_teacher(self) -> bool:
+        """Whether the run has a teacher (validated and logged as its own column)."""
+        return self.config.mode != "none"
+
+    def _place(self, module: nn.Module) -> nn.Module:
+        module = module.to(self.device)
+        return module.to(memory_format=torch.channels_last) if self.channels_last else module
+
+    def _network(self, width: float, sliced: bool) -> CSDEDSR:
+        return self.spec.build(self.scale, width=width, sliced=sliced, **self.config.model_options)
+
+    def build_model(self) -> nn.Module:
+        """csd: the shared full-width network run at every width; otherwise the dense student."""
+        config = self.config
+        if config.mode == "csd":
+            model: nn.Module = MultiWidth(self._network(1.0, sliced=False), config.widths)
+        else:
+            model = self._network(config.export_width, sliced=True)
+            if config.mode == "teacher-first":
+                model.load_state_dict(narrow_state_dict(self.teacher.state_dict(), config.export_width))
+        if self.teacher is not None:
+            self.teacher = self._place(self.teacher)
+        self.contrast = None
+        if config.uses_contrast:
+            features = self._features if self._features is not None else \
+                load_feature_net(config.vgg_weights, quiet=not self.main)
+            self.contrast = ContrastiveLoss(features).to(self.device)
+        return self._place(model)
+
+    def _student(self, net: CSDEDSR, width: float) -> CSDEDSR:
+        """The standalone sliced network that ``net`` (full width) runs at ``width``; built on the meta device,
+        so that exporting draws nothing from the RNG (a resumed run repeats an uninterrupted one)."""
+        with torch.device("meta"):
+            student = self._network(width, sliced=True)
+        student.load_state_dict(narrow_state_dict(net.state_dict(), width), assign=True)
+        return student.eval()
+
+    def export_model(self) -> nn.Module:
+        """The student at the export width (from the EMA when there is one)."""
+        source = super().export_model()
+        return self._student(source.net, self.config.export_width) if self.config.mode == "csd" else source
+
+    def _teacher_model(self) -> nn.Module:
+        """The teacher as validated: the shared network at its largest width (csd), else the frozen teacher."""
+        if self.config.mode != "csd":
+            return self.teacher
+        net = super().export_model().net
+        net.set_width(self.config.widths[-1])
+        return net
+
+    # -------------------------------------------------------------------------------------- the loss
+
+    def term_names(self) -> list[str]:
+        """student_l1 [, contrastive] per student width (suffixed _w<width> when several) [, kd_l1]
+        [, teacher_l1 (in teacher-first and output-kd only logged: the teacher is frozen)]."""
+        config = self.config
+        names = []
+        for width in config.student_widths:
+            suffix = self._suffix(width)
+            names += [f"student_l1{suffix}"] + ([f"contrastive{suffix}"] if config.uses_contrast else [])
+        if config.mode == "output-kd":
+            names.append("kd_l1")
+        return [*names, "teacher_l1"] if self.has_teacher else names
+
+    def _suffix(self, width: float) -> str:
+        return f"_w{width:g}" if len(self.config.student_widths) > 1 else ""
+
+    def compute_loss(self, lr: Tensor, hr: Tensor) -> LossOutput:
+        config = self.config
+        terms: dict[str, Tensor] = {}
+        total = hr.new_zeros((), dtype=torch.float32)
+        teacher = None
+        if config.mode == "csd":
+            *students, teacher = self.net(lr)
+            terms["teacher_l1"] = _l1(teacher, hr)
+            total = total + config.lambda_teacher * terms["teacher_l1"]
+        else:
+            students = [self.net(lr)]
+            if self.teacher is not None:
+                with torch.no_grad():
+                    teacher = self.teacher(lr)
+                terms["teacher_l1"] = _l1(teacher, hr)  # logged only: no gradient reaches the frozen teacher
+        anchors = None
+        if self.contrast is not None:
+            anchors = self.contrast.anchors(teacher, negatives(lr, config.negatives, self.scale))
+        for width, student in zip(config.student_widths, students, strict=True):
+            suffix = self._suffix(width)
+            terms[f"student_l1{suffix}"] = _l1(student, hr)
+            total = total + terms[f"student_l1{suffix}"]
+            if anchors is not None:
+                terms[f"contrastive{suffix}"] = self.contrast(student, anchors)
+                total = total + config.lambda_con * terms[f"contrastive{suffix}"]
+        if config.mode == "output-kd":
+            terms["kd_l1"] = _l1(students[0], teacher)
+            total = total + config.lambda_teacher * terms["kd_l1"]
+        return LossOutput(total, terms, students[0])
+
+    # ------------------------------------------------------------------------------ validation, weights
+
+    def validate(self) -> bool:
+        """Validate the teacher (csd: every time; a frozen teacher once), then the student as ``train`` does."""
+        if self.main and self.has_teacher and (self.config.mode == "csd" or self.teacher_val is None):
+            psnr, ssim = evaluate(self._teacher_model(), self.val_images, self.scale,
+                                  self.spec.overlap(**self.config.model_options), self.device)
+            self.teacher_val = {"psnr": psnr, "ssim": ssim, "step": self.step}
+            self.reporter.note(f"step {self.step}: teacher validation Y-PSNR {psnr:.3f} dB, SSIM {ssim:.4f}")
+        return super().validate()
+
+    def log_columns(self) -> list[str]:
+        return [*super().log_columns(), "teacher_val_psnr", "teacher_val_ssim"] if self.has_teacher \
+            else super().log_columns()
+
+    def validation_row(self) -> dict[str, Any]:
+        row = super().validation_row()
+        if row and self.teacher_val is not None:
+            row.update(teacher_val_psnr=self.teacher_val["psnr"], teacher_val_ssim=self.teacher_val["ssim"])
+        return row
+
+    def _options(self, width: float, sliced: bool) -> dict[str, Any]:
+        return {"width": width, **self.config.model_options, "sliced": sliced}
+
+    def weights_metadata(self, val: dict[str, float] | None) -> dict[str, Any]:
+        """The student's metadata: registry options of the sliced export width, the widths, mode and command."""
+        config = self.config
+        return {**super().weights_metadata(val), "options": self._options(config.export_width, sliced=True),
+                "widths": config.widths, "mode": config.mode, "teacher": config.teacher,
+                "command": command_line(config)}
+
+    def save_weights(self, path: Path, val: dict[str, float] | None) -> None:
+        """The student at ``path``; in csd mode also the whole shared network beside it (``teacher_<name>``)."""
+        super().save_weights(path, val)
+        if self.config.mode == "csd":
+            meta = {**self.weights_metadata(self.teacher_val),
+                    "options": self._options(self.config.widths[-1], sliced=False)}
+            save_weights(path.with_name(TEACHER_PREFIX + path.name), super().export_model().net.state_dict(), meta)
+
+    # ---------------------------------------------------------------------------------------- resume
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"teacher_val": self.teacher_val, "teacher_sha256": self.teacher_sha256}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        if state.get("teacher_sha256") != self.teacher_sha256:
+            raise WeightsError(f"--teacher {self.config.teacher} is not the network this run started with "
+                               "(its tensors differ)")
+        self.teacher_val = state.get("teacher_val")
