@@ -141,6 +141,15 @@ def test_unsupported_scale_names_the_supported_ones(tmp_path: Path) -> None:
     assert code == 2 and "espcn does not support x8: it supports x2, x3, x4" in err
 
 
+def test_width_is_refused_for_models_other_than_csd(tmp_path: Path) -> None:
+    src = _rgb(tmp_path / "a.png")
+    code, _, err = srtool("upscale", str(src), "-m", "bicubic", "-s", "2", "--width", "0.5")
+    assert code == 2 and err.strip() == "srtool: error: --width applies to csd only, not bicubic"
+    assert not (tmp_path / "a_bicubic_x2.png").exists()
+    code, _, err = srtool("bench", "-d", "set5", "-m", "nearest", "-s", "2", "--width", "0.5")
+    assert code == 2 and "--width applies to csd only, not nearest" in err
+
+
 def test_learned_model_without_weights_names_the_file_and_the_train_command(tmp_path: Path) -> None:
     code, _, err = srtool("upscale", str(_rgb(tmp_path / "a.png")), "-m", "edsr-large", "-s", "3")
     assert code == 4

@@ -10,8 +10,8 @@ import typer
 from rich.table import Table
 
 from sr_cli.atomic import atomic_path
-from sr_cli.cli.common import (DeviceOpt, PrecisionOpt, TileOpt, error, interactive, out_console, parse_tile,
-                               print_json, progress_bar, run_command)
+from sr_cli.cli.common import (WIDTH_MODELS, DeviceOpt, PrecisionOpt, TileOpt, WidthOpt, error, interactive,
+                               model_options, out_console, parse_tile, print_json, progress_bar, run_command)
 from sr_cli.datasets import DATASETS, dataset_images
 from sr_cli.degrade import DEGRADATIONS
 from sr_cli.errors import EXIT_FAILED, SrtoolError, UsageError
@@ -69,6 +69,7 @@ def bench(
     weights: Annotated[Path | None, typer.Option("--weights", help="Checkpoint for the (single) learned --model: "
                                                  "srtool's, or an official EDSR/MDSR/CSD/BasicSR/ESRGAN file.",
                                                  show_default=False)] = None,
+    width: WidthOpt = None,
     ensemble: Annotated[bool, typer.Option("--ensemble", help="x8 self-ensemble (the '+' figures).")] = False,
     device: DeviceOpt = None,
     precision: PrecisionOpt = "auto",
@@ -101,6 +102,9 @@ def bench(
         else:
             names, chosen = default_models(scale)
         learned = [n for n in names if get_spec(n).learned]
+        options = {n: model_options(n, width) for n in names if width is None or n in WIDTH_MODELS}
+        if width is not None and not options:
+            model_options(names[0], width)  # the error naming the model
         if weights is not None and len(learned) != 1:
             raise UsageError("--weights needs exactly one learned --model (interpolations may be added)")
         sets: list[tuple[str, list[Path]]] = []
@@ -113,7 +117,7 @@ def bench(
 
         def make(name: str, s: int) -> Upscaler:
             return Upscaler(name, s, weights=weights if weights is not None and name in learned else None, device=device,
-                            precision=precision, tile=tile_px, ensemble=ensemble)
+                            precision=precision, tile=tile_px, ensemble=ensemble, **options.get(name, {}))
 
         deg = Degradation(degradation, blur_sigma, noise, jpeg, seed, lr_dir)
         total = sum(len(p) for _, p in sets) * len({s for v in chosen.values() for s in v})

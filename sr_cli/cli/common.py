@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from sr_cli.errors import EXIT_INTERRUPTED, SrtoolError
+from sr_cli.errors import EXIT_INTERRUPTED, SrtoolError, UsageError
 from sr_cli.weights import held_model
 
 err_console = Console(stderr=True, highlight=False)
@@ -28,6 +28,19 @@ PrecisionOpt = Annotated[str, typer.Option(
     "--precision", help="auto|fp32|fp16|bf16 (fp16 is GPU-only); auto = fp16 on CUDA, fp32 on CPU.")]
 TileOpt = Annotated[str, typer.Option(
     "--tile", help="LR tile size in pixels: auto (from free memory), 0 (whole image at once) or N.")]
+WidthOpt = Annotated[float | None, typer.Option(
+    "--width", help="CSD width fraction in (0, 1] (csd only; a full-width CSD file runs narrower).",
+    show_default=False)]
+WIDTH_MODELS = ("csd",)
+
+
+def model_options(name: str, width: float | None) -> dict[str, Any]:
+    """The build options the command line gives ``name``: ``--width`` for CSD, refused for any other model."""
+    if width is None:
+        return {}
+    if name not in WIDTH_MODELS:
+        raise UsageError(f"--width applies to {', '.join(WIDTH_MODELS)} only, not {name}")
+    return {"width": width}
 
 
 def interactive() -> bool:

@@ -9,12 +9,12 @@ from typing import Annotated
 import typer
 
 from sr_cli.batch import expand_inputs, plan_jobs, prepare_folder, upscale_file
-from sr_cli.cli.common import (DeviceOpt, PrecisionOpt, TileOpt, error, interactive, model_and_scale, out_console,
-                               parse_tile, print_json, progress_bar, run_command)
+from sr_cli.cli.common import (DeviceOpt, PrecisionOpt, TileOpt, WidthOpt, error, interactive, model_and_scale,
+                               model_options, out_console, parse_tile, print_json, progress_bar, run_command)
 from sr_cli.errors import EXIT_FAILED, EXIT_OK, SrtoolError, UsageError
 from sr_cli.images import DEFAULT_MAX_PIXELS
 from sr_cli.pipeline import Upscaler
-from sr_cli.registry import DEFAULT_MODEL, DEFAULT_SCALE
+from sr_cli.registry import DEFAULT_MODEL, DEFAULT_SCALE, get_spec
 
 EXAMPLE = "butterfly.png"
 
@@ -42,8 +42,7 @@ def upscale(
     weights: Annotated[Path | None, typer.Option("--weights", help="Load this checkpoint instead of the shipped "
                                                  "weights: srtool's, or an official EDSR/MDSR/CSD/BasicSR/ESRGAN "
                                                  "checkpoint.", show_default=False)] = None,
-    width: Annotated[float | None, typer.Option("--width", help="CSD width fraction (csd only).",
-                                                show_default=False)] = None,
+    width: WidthOpt = None,
     device: DeviceOpt = None,
     precision: PrecisionOpt = "auto",
     tile: TileOpt = "auto",
@@ -71,7 +70,7 @@ def upscale(
         jobs = plan_jobs(sources, target, name, factor) if sources else []
         if target is not None and jobs and jobs[0].target.parent == target:
             prepare_folder(target)
-        options = {"width": width} if width is not None else {}
+        options = model_options(get_spec(name).name, width)
         upscaler = Upscaler(name, factor, weights=weights, device=device, precision=precision,
                             tile=parse_tile(tile), ensemble=ensemble, batch_size=batch_size, **options)
         report, codes = [], []

@@ -13,9 +13,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.table import Table
 from rich.text import Text
 
-from sr_cli.cli.common import (DeviceOpt, PrecisionOpt, TileOpt, err_console, interactive, model_and_scale,
-                               out_console, parse_tile, print_json, run_command)
+from sr_cli.cli.common import (DeviceOpt, PrecisionOpt, TileOpt, WidthOpt, err_console, interactive,
+                               model_and_scale, model_options, out_console, parse_tile, print_json, run_command)
 from sr_cli.errors import InputError, UsageError
+from sr_cli.registry import get_spec
 from sr_cli.video import DEFAULT_VIDEO_MODEL, DEFAULT_VIDEO_SCALE, VideoReport, VideoRequest, run_video
 from sr_cli.video.dist import local_rank, rank_and_world
 from sr_cli.video.timing import parse_time
@@ -67,6 +68,7 @@ def video(
     device: DeviceOpt = None,
     precision: PrecisionOpt = "auto",
     tile: TileOpt = "auto",
+    width: WidthOpt = None,
     ensemble: Annotated[bool, typer.Option("--ensemble", help="x8 self-ensemble (8x slower).")] = False,
     batch: Annotated[int, typer.Option("--batch", help="Frames per inference batch.", min=1)] = 4,
     codec: Annotated[str | None, typer.Option("--codec", "-c", help="Video encoder: libx264 (default), libx265, "
@@ -115,7 +117,7 @@ def video(
             raise InputError(f"{source}: no such file")
         name, factor = model_and_scale(model, scale, weights, DEFAULT_VIDEO_MODEL, DEFAULT_VIDEO_SCALE)
         upscaler = Upscaler(name, factor, weights=weights, device=_device(device), precision=precision,
-                            tile=parse_tile(tile), ensemble=ensemble)
+                            tile=parse_tile(tile), ensemble=ensemble, **model_options(get_spec(name).name, width))
         upscale = upscaler.upscale_frames
 
         tag = (f"{upscaler.spec.name} x{factor} weights={weights.resolve() if weights else 'shipped'} "
