@@ -200,7 +200,7 @@ def test_three_widths_each_student_against_the_largest(folders: tuple[Path, Path
     assert out.terms.keys() == want.keys()
     for key, value in want.items():
         assert abs(out.terms[key].item() - value.item()) <= 1e-6, key
-    total = want["teacher_l1"] + sum(want[f"student_l1_w{w:g}"] + 200 * want[f"contrastive_w{w:g}"]
+    total = want["teacher_l1"] + sum(want[f"student_l1_w{w:g}"] + 200 / 255 * want[f"contrastive_w{w:g}"]
                                      for w in (0.25, 0.5))
     assert abs(out.total.item() - total.item()) <= 1e-5
 
@@ -329,8 +329,9 @@ def test_run_folder_with_vgg19(folders: tuple[Path, Path], tmp_path: Path) -> No
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == ["step", "lr", "loss", "loss_student_l1", "loss_contrastive", "loss_teacher_l1",
                              "steps_per_s", "val_psnr", "val_ssim", "teacher_val_psnr", "teacher_val_ssim"]
-    for row in rows:  # loss = L1(student) + 1 * L1(teacher) + 200 * contrastive, at 6 significant digits
-        parts = float(row["loss_student_l1"]) + float(row["loss_teacher_l1"]) + 200 * float(row["loss_contrastive"])
+    for row in rows:  # loss = L1(student) + 1 * L1(teacher) + 200/255 * contrastive, at 6 significant digits
+        parts = (float(row["loss_student_l1"]) + float(row["loss_teacher_l1"])
+                 + 200 / 255 * float(row["loss_contrastive"]))
         assert abs(float(row["loss"]) - parts) <= 1e-5 * float(row["loss"]) and float(row["loss_contrastive"]) > 0
     assert rows[1]["val_psnr"] and rows[1]["teacher_val_psnr"]
     assert {"loss.png", "val_psnr.png", "best.safetensors", "last.safetensors", "teacher_best.safetensors",

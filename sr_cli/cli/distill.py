@@ -54,8 +54,9 @@ def distill(
     negatives: Annotated[int | None, typer.Option(help="Negatives K of the contrastive loss: K LR patches of the "
                                                   "batch, bicubic-upsampled; 0 = no contrastive term (default "
                                                   f"{_D.negatives}).", show_default=False)] = None,
-    lambda_con: Annotated[float | None, typer.Option(help="Weight of the contrastive term (default "
-                                                     f"{_D.lambda_con:g}).", show_default=False)] = None,
+    lambda_con: Annotated[float | None, typer.Option(help="Weight of the contrastive term in the official "
+                                                     "code's units (L1 on 0-255 pixels; added as weight/255 to srtool's "
+                                                     f"0-1 L1; default {_D.lambda_con:g}).", show_default=False)] = None,
     lambda_teacher: Annotated[float | None, typer.Option(help="csd: weight of the teacher's L1; output-kd: of the "
                                                          f"L1 to the teacher (default {_D.lambda_teacher:g}).",
                                                          show_default=False)] = None,

@@ -6,7 +6,9 @@ Modes (``DistillConfig.mode``):
   largest width is the teacher, every other width a student of it. The loss is
   ``λ_t·L1(teacher, HR) + Σ_students [L1(student, HR) + λ_con·L_con(student, teacher, negatives)]``
   (the paper's λ_t = 1, λ_con = 200; with more than two widths each student has its own terms against the
-  largest width).
+  largest width). λ_con is in the official code's units: its L1 terms are on 0–255 pixels (EDSR-PyTorch's
+  ``rgb_range 255``) while srtool's are on 0–1, so the contrastive term enters as ``λ_con / 255 · L_con`` — the
+  same balance of pixel and contrastive terms as the published runs (L_con itself is a ratio, range-free).
 - ``teacher-first``: a trained full-width teacher (``teacher``) is loaded and frozen; the student — a dense
   network of the export width's channels, initialised with the teacher's channel slice — is trained with
   ``L1(student, HR) + λ_con·L_con``.
@@ -38,6 +40,8 @@ from sr_cli.errors import UsageError, WeightsError
 from sr_cli.models.csd import CSDEDSR, narrow_state_dict, width_channels
 from sr_cli.registry import get_spec
 from sr_cli.train.config import TrainConfig
+
+PIXEL_RANGE = 255.0  # the official code's pixel range, in which λ_con was tuned
 from sr_cli.train.contrastive import ContrastiveLoss, load_feature_net, negatives
 from sr_cli.train.loop import LossOutput, Reporter, Trainer
 from sr_cli.train.validate import evaluate
@@ -289,7 +293,7 @@ class DistillTrainer(Trainer):
             total = total + terms[f"student_l1{suffix}"]
             if anchors is not None:
                 terms[f"contrastive{suffix}"] = self.contrast(student, anchors)
-                total = total + config.lambda_con * terms[f"contrastive{suffix}"]
+                total = total + config.lambda_con / PIXEL_RANGE * terms[f"contrastive{suffix}"]
         if config.mode == "output-kd":
             terms["kd_l1"] = _l1(students[0], teacher)
             total = total + config.lambda_teacher * terms["kd_l1"]
