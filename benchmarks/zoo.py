@@ -63,7 +63,7 @@ def train_command(config: dict[str, Any]) -> str:
     for folder in config["data"]:
         args += ["--data", folder]
     for key, value in config.items():
-        if key in ("model", "scale", "data") or value == defaults.get(key) or value is None:
+        if key in ("model", "scale", "data", "command") or value == defaults.get(key) or value is None:
             continue
         flag = "--" + key.replace("_", "-")
         if isinstance(value, bool):
@@ -85,6 +85,14 @@ def train_seconds(run: Path) -> float:
                 total += (step - last) / float(rate)
             last = max(last, step)
     return total
+
+
+def init_record(path: Path) -> dict[str, Any]:
+    """What a fine-tuned run started from (``--init``): the file and its own metadata."""
+    from sr_cli.weights import read_metadata
+
+    meta = read_metadata(path) if path.suffix == ".safetensors" and path.is_file() else {}
+    return {"file": str(path), **{k: meta[k] for k in ("architecture", "scale", "steps", "val_psnr") if k in meta}}
 
 
 def device_label(config: dict[str, Any]) -> str:
@@ -120,6 +128,7 @@ def ship(run: Path, weights_name: str) -> None:
         **{k: meta[k] for k in ("architecture", "scale", "options", "steps", "data", "ema") if k in meta},
         "training_command": train_command(config),
         "train_seconds": round(train_seconds(run)),
+        **({"init": init_record(Path(config["init"]))} if config.get("init") else {}),
         "device": device_label(config),
         "storage": "fp16" if use_half else "fp32",
         "fp16_psnr_change_db": {d: round(v, 5) for d, v in delta.items()},
@@ -154,7 +163,10 @@ def card() -> None:
                          f"{1000 / res['set14']['megapixels_per_second']:.0f}",
                          meta.get("storage", "?"), f"{meta.get('steps', '?'):,}" if isinstance(meta.get("steps"), int)
                          else "?", f"{meta.get('train_seconds', 0) / 60:.0f} min", status])
-            notes.append(f"- `{path.name}` ({meta.get('device', '?')}): `{meta.get('training_command', '?')}`")
+            init = meta.get("init")
+            start = (f"; started from {init['architecture']} x{init['scale']} weights at step {init['steps']} "
+                     f"(Set5 {init.get('val_psnr', float('nan')):.2f} dB, `{init['file']}`)" if init else "")
+            notes.append(f"- `{path.name}` ({meta.get('device', '?')}): `{meta.get('training_command', '?')}`{start}")
     head = ["model", "scale", "params", "Set5 PSNR / SSIM", "Set14 PSNR / SSIM", "bicubic Set5 / Set14",
             "ms per MP (CPU)", "stored", "steps", "train time", "quality floor"]
     table = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]

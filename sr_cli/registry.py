@@ -159,5 +159,6 @@ def shipped_weights(spec: ModelSpec, scale: int) -> Path:
     return shipped_weights_dir() / spec.weights_name(scale)
 
 
-DEFAULT_MODEL = "bicubic"
+# A bare `srtool upscale`: the shipped model with the best Set5 x4 score (weights/README.md).
+DEFAULT_MODEL = "srcnn"
 DEFAULT_SCALE = 4

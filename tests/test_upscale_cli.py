@@ -55,13 +55,13 @@ def test_never_overwrites_without_asking_and_skip_existing(tmp_path: Path) -> No
     src = _rgb(tmp_path / "a.png")
     target = tmp_path / "a_bicubic_x2.png"
     target.write_bytes(b"keep me")
-    code, _, err = srtool("upscale", str(src), "-s", "2")
+    code, _, err = srtool("upscale", "-m", "bicubic", str(src), "-s", "2")
     assert code == 5 and "exists" in err and "--overwrite" in err
     assert target.read_bytes() == b"keep me"
-    code, out, _ = srtool("upscale", str(src), "-s", "2", "--skip-existing", "--json")
+    code, out, _ = srtool("upscale", "-m", "bicubic", str(src), "-s", "2", "--skip-existing", "--json")
     assert code == 0 and json.loads(out)["files"][0]["status"] == "skipped"
     assert target.read_bytes() == b"keep me"
-    code, _, _ = srtool("upscale", str(src), "-s", "2", "--overwrite")
+    code, _, _ = srtool("upscale", "-m", "bicubic", str(src), "-s", "2", "--overwrite")
     assert code == 0 and Image.open(target).size == (46, 34)
 
 
@@ -69,10 +69,10 @@ def test_folder_glob_recursive_and_output_folder(tmp_path: Path) -> None:
     (tmp_path / "in" / "sub").mkdir(parents=True)
     _rgb(tmp_path / "in" / "x.png")
     _rgb(tmp_path / "in" / "sub" / "y.jpg")
-    code, out, _ = srtool("upscale", str(tmp_path / "in"), "-r", "-o", str(tmp_path / "out"), "-s", "3", "--json")
+    code, out, _ = srtool("upscale", "-m", "bicubic", str(tmp_path / "in"), "-r", "-o", str(tmp_path / "out"), "-s", "3", "--json")
     assert code == 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["x_bicubic_x3.png", "y_bicubic_x3.jpg"]
-    code, out, _ = srtool("upscale", str(tmp_path / "in" / "*.png"), "-o", str(tmp_path / "g"), "-s", "2", "--json")
+    code, out, _ = srtool("upscale", "-m", "bicubic", str(tmp_path / "in" / "*.png"), "-o", str(tmp_path / "g"), "-s", "2", "--json")
     assert code == 0 and [f["status"] for f in json.loads(out)["files"]] == ["ok"]
 
 
@@ -90,7 +90,7 @@ def test_sixteen_bit_gray_alpha_and_exif(tmp_path: Path) -> None:
     exif = img.getexif()
     exif[0x0112] = 6  # rotate 90° clockwise on display
     img.save(tmp_path / "turned.jpg", exif=exif.tobytes())
-    code, _, err = srtool("upscale", str(tmp_path / "deep.png"), str(tmp_path / "gray.png"),
+    code, _, err = srtool("upscale", "-m", "bicubic", str(tmp_path / "deep.png"), str(tmp_path / "gray.png"),
                           str(tmp_path / "alpha.png"), str(tmp_path / "turned.jpg"), "-s", "2", "-o", str(tmp_path / "o"))
     assert code == 0, err
     out_deep = read_image(tmp_path / "o" / "deep_bicubic_x2.png")
@@ -121,7 +121,7 @@ def test_bad_inputs_are_one_line_and_the_batch_goes_on(tmp_path: Path, make, mes
     bad = tmp_path / "bad.png"
     make(bad)
     good = _rgb(tmp_path / "good.png")
-    code, _, err = srtool("upscale", str(bad), str(good), "-s", "2")
+    code, _, err = srtool("upscale", "-m", "bicubic", str(bad), str(good), "-s", "2")
     assert code == 3
     lines = err.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and "bad.png" in lines[0]
@@ -132,7 +132,7 @@ def test_bad_inputs_are_one_line_and_the_batch_goes_on(tmp_path: Path, make, mes
 
 def test_pixel_limit_refuses_a_decompression_bomb(tmp_path: Path) -> None:
     src = _rgb(tmp_path / "big.png", 100, 100)
-    code, _, err = srtool("upscale", str(src), "-s", "2", "--max-pixels", "5000")
+    code, _, err = srtool("upscale", "-m", "bicubic", str(src), "-s", "2", "--max-pixels", "5000")
     assert code == 3 and "10000" in err.replace(",", "") and "--max-pixels" in err
 
 
@@ -186,14 +186,14 @@ def test_loaded_weights_are_used(tmp_path: Path) -> None:
 def test_unwritable_output_folder(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    code, _, err = srtool("upscale", str(_rgb(tmp_path / "a.png")), "-s", "2", "-o", str(blocker / "sub") + os.sep)
+    code, _, err = srtool("upscale", "-m", "bicubic", str(_rgb(tmp_path / "a.png")), "-s", "2", "-o", str(blocker / "sub") + os.sep)
     assert code == 5 and "cannot create output folder" in err
 
 
 def test_precision_rules(tmp_path: Path) -> None:
-    code, _, err = srtool("upscale", str(_rgb(tmp_path / "a.png")), "-s", "2", "--precision", "fp16", "--device", "cpu")
+    code, _, err = srtool("upscale", "-m", "bicubic", str(_rgb(tmp_path / "a.png")), "-s", "2", "--precision", "fp16", "--device", "cpu")
     assert code == 2 and "fp16 does not run on CPU" in err
-    code, _, err = srtool("upscale", str(_rgb(tmp_path / "a.png")), "-s", "2", "--device", "cuda:7")
+    code, _, err = srtool("upscale", "-m", "bicubic", str(_rgb(tmp_path / "a.png")), "-s", "2", "--device", "cuda:7")
     assert code == 2 and "CUDA is not available" in err
 
 
