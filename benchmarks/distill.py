@@ -9,9 +9,10 @@ each per round after a warm-up, and the median of the rounds is reported. Set OM
     python benchmarks/distill.py [--tile 256] [--rounds 3] [--warmup 1] [--no-cpu]
 
 ``--ablation``: trains the same small CSD (``--blocks 4 --feats 64``, batch 16, 12x12 LR patches, x4, T91,
-fixed ``--steps``, all else equal) once per number of negatives K in ``--ks`` (default 0 1 5 10; K = 0 is no
-contrastive term), each run in its own ``srtool distill`` process, and prints the student's and the teacher's
-final Set5 x4 Y-PSNR, the median time per step (from metrics.csv) and the process's peak resident memory
+fixed ``--steps``, Adam at ``--lr`` 1e-3 with a cosine schedule, all else equal) once per number of negatives K
+in ``--ks`` (default 0 1 5 10; K = 0 is no contrastive term), each run in its own ``srtool distill`` process,
+and prints the student's and the teacher's final Set5 x4 Y-PSNR, the median time per step (from metrics.csv)
+and the process's peak resident memory
 (``ru_maxrss`` of that child, from ``os.wait4``).
 
     python benchmarks/distill.py --ablation --steps 2000 --out runs/ablation_k [--ks 0 1 5 10]
@@ -116,7 +117,7 @@ def ablation(args: argparse.Namespace) -> None:
     out.mkdir(parents=True, exist_ok=True)
     common = ["distill", "--data", str(args.data), "--scale", str(SCALE), "--blocks", str(args.blocks),
               "--feats", str(args.feats), "--batch", str(args.batch), "--patch", str(args.patch),
-              "--steps", str(args.steps), "--val-every", str(args.steps),
+              "--steps", str(args.steps), "--lr", str(args.lr), "--schedule", "cosine", "--val-every", str(args.steps),
               "--checkpoint-every", str(args.steps), "--log-every", str(max(1, args.steps // 20)),
               "--workers", str(args.workers), "--seed", str(args.seed), "--device", args.device,
               "--vgg-weights", str(args.vgg_weights), "--json"]
@@ -149,6 +150,7 @@ def main() -> None:
     ap.add_argument("--ablation", action="store_true", help="train once per K instead (see above)")
     ap.add_argument("--ks", type=int, nargs="+", default=[0, 1, 5, 10])
     ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (cosine schedule)")
     ap.add_argument("--blocks", type=int, default=4)
     ap.add_argument("--feats", type=int, default=64)
     ap.add_argument("--batch", type=int, default=16)

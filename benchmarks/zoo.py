@@ -39,7 +39,8 @@ FLOORS = {("srcnn", 3): 32.3, ("espcn", 3): 32.5, ("fsrcnn", 3): 32.8, ("edsr", 
 
 def bench(model: str, scale: int, weights: Path | None = None, extra: list[str] | None = None) -> dict[str, Any]:
     """``srtool bench --json`` on Set5 and Set14: {dataset: result row}."""
-    cmd = [sys.executable, "-m", "sr_cli", "bench", "-m", model, "-s", str(scale), "--json"]
+    cmd = [sys.executable, "-m", "sr_cli", "bench", "-m", model, "-s", str(scale), "--json", "--device", "cpu",
+           "--precision", "fp32"]
     for d in DATASETS:
         cmd += ["-d", d]
     if weights is not None:
@@ -76,7 +77,8 @@ def train_command(config: dict[str, Any]) -> str:
 
 
 def train_seconds(run: Path) -> float:
-    """Training time excluding validation: each metrics row's interval divided by its steps/s."""
+    """Wall time of the logged steps: each metrics row's interval divided by its steps/s (validation and
+    checkpoints between rows included)."""
     total, last = 0.0, 0
     with (run / "metrics.csv").open() as f:
         for row in csv.DictReader(f):
@@ -126,7 +128,7 @@ def ship(run: Path, weights_name: str) -> None:
                      f"{base[d]['psnr']:.4f} dB")
     record = {
         **{k: meta[k] for k in ("architecture", "scale", "options", "steps", "data", "ema") if k in meta},
-        "training_command": train_command(config),
+        "training_command": meta.get("command") or train_command(config),
         "train_seconds": round(train_seconds(run)),
         **({"init": init_record(Path(config["init"]))} if config.get("init") else {}),
         "device": device_label(config),
@@ -164,8 +166,9 @@ def card() -> None:
                          meta.get("storage", "?"), f"{meta.get('steps', '?'):,}" if isinstance(meta.get("steps"), int)
                          else "?", f"{meta.get('train_seconds', 0) / 60:.0f} min", status])
             init = meta.get("init")
-            start = (f"; started from {init['architecture']} x{init['scale']} weights at step {init['steps']} "
-                     f"(Set5 {init.get('val_psnr', float('nan')):.2f} dB, `{init['file']}`)" if init else "")
+            start = (f"; started from {init.get('architecture', '?')} x{init.get('scale', '?')} weights at step "
+                     f"{init.get('steps', '?')} (Set5 {init.get('val_psnr') or float('nan'):.2f} dB, `{init['file']}`)"
+                     if init else "")
             notes.append(f"- `{path.name}` ({meta.get('device', '?')}): `{meta.get('training_command', '?')}`{start}")
     head = ["model", "scale", "params", "Set5 PSNR / SSIM", "Set14 PSNR / SSIM", "bicubic Set5 / Set14",
             "ms per MP (CPU)", "stored", "steps", "train time", "quality floor"]
@@ -180,7 +183,7 @@ def card() -> None:
         "`srtool bench -d set5 -d set14 -m MODEL -s SCALE --json` run on the shipped files; do not edit by hand.",
         "",
         "PSNR/SSIM: Y channel (BT.601), `scale` pixels shaved, as in REFERENCE §1. ms per MP: output megapixels, "
-        f"Set14 through the engine on {cpu}. Train time excludes validation.",
+        f"Set14 through the engine on {cpu}, fp32. Train time: the logged steps' wall time, validation included.",
         "",
         *table,
         "",
@@ -191,7 +194,9 @@ def card() -> None:
         *notes,
         "",
     ])
-    (WEIGHTS / "README.md").write_text(text)
+    from sr_cli.train.runs import write_text
+
+    write_text(WEIGHTS / "README.md", text)
     print("\n".join(table))
 
 

@@ -164,7 +164,11 @@ def load_model_options(spec: ModelSpec, scale: int, weights: str | Path | None =
         raise missing_weights_error(spec, scale, path)
     state, meta = load_state(path)
     check_held(spec, scale, path, meta)
-    build_opts = {**(meta.get("options") or {}), **options}
+    saved = meta.get("options") or {}
+    if saved.get("sliced") and "width" in options and float(options["width"]) != float(saved.get("width", -1)):
+        raise WeightsError(f"{path} is a width-{saved['width']:g} {spec.name} network: run it at --width "
+                           f"{saved['width']:g} (a full-width file runs at any width)")
+    build_opts = {**saved, **options}
     model = spec.build(scale, **build_opts)
     check_state(model, state, spec, scale, path, meta)
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})

@@ -261,11 +261,27 @@ def teachers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "good": (full.state_dict(), {"architecture": "csd", "scale": 2,
                                      "options": {"width": 1.0, "n_blocks": 2, "n_feats": C, "sliced": False}}),
         "espcn": (ESPCN(2).state_dict(), {"architecture": "espcn", "scale": 2}),
-        "x4": (CSDEDSR(4, n_blocks=2, n_feats=C).state_dict(), {"architecture": "csd", "scale": 4}),
+        "x4": (CSDEDSR(4, n_blocks=2, n_feats=C).state_dict(), {"architecture": "csd", "scale": 4, "options": {
+            "width": 1.0, "n_blocks": 2, "n_feats": C, "sliced": False}}),
+        "trained": (CSDEDSR(2, n_blocks=2, n_feats=C).state_dict(), {"architecture": "csd", "scale": 2}),
         "student": (narrow_state_dict(full.state_dict(), WIDTH), {"architecture": "csd", "scale": 2, "options": {
             "width": WIDTH, "n_blocks": 2, "n_feats": C, "sliced": True}}),
     }
     return {name: save_weights(root / f"{name}.safetensors", state, meta) for name, (state, meta) in files.items()}
+
+
+def test_a_student_file_runs_at_its_own_width_only(teachers: dict[str, Path], tmp_path: Path) -> None:
+    src = tmp_path / "a.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (9, 11, 3), dtype=np.uint8)).save(src)
+    result = CliRunner().invoke(app, ["upscale", str(src), "-m", "csd", "-s", "2", "--width", "0.5",
+                                      "--weights", str(teachers["student"])])
+    assert result.exit_code == EXIT_WEIGHTS
+    assert f"is a width-{WIDTH:g} csd network: run it at --width {WIDTH:g}" in result.stderr
+    for width in ("0.5", "1"):  # a full-width file runs at any width
+        result = CliRunner().invoke(app, ["upscale", str(src), "-m", "csd", "-s", "2", "--width", width,
+                                          "--weights", str(teachers["good"]), "-o", str(tmp_path / f"w{width}.png")])
+        assert result.exit_code == 0, result.stderr
+        assert Image.open(tmp_path / f"w{width}.png").size == (22, 18)
 
 
 def test_teacher_first_and_output_kd(folders: tuple[Path, Path], teachers: dict[str, Path], tmp_path: Path) -> None:
@@ -305,6 +321,7 @@ def test_teacher_first_and_output_kd(folders: tuple[Path, Path], teachers: dict[
     (["--mode", "fancy"], EXIT_USAGE, "unknown --mode 'fancy'"),
     (["--mode", "output-kd", "--teacher", "espcn"], EXIT_WEIGHTS, "holds espcn x2 weights, expected csd x2"),
     (["--mode", "output-kd", "--teacher", "x4"], EXIT_WEIGHTS, "holds csd x4 weights, expected csd x2"),
+    (["--mode", "output-kd", "--teacher", "trained"], EXIT_WEIGHTS, "is a width-0.25 csd student"),
     (["--mode", "teacher-first", "--teacher", "student"], EXIT_WEIGHTS, "is a width-0.25 csd student, not a"),
     (["--mode", "csd", "--teacher", "good"], EXIT_USAGE, "--teacher is for --mode teacher-first or output-kd"),
 ])

@@ -40,13 +40,13 @@ from sr_cli.errors import UsageError, WeightsError
 from sr_cli.models.csd import CSDEDSR, narrow_state_dict, width_channels
 from sr_cli.registry import get_spec
 from sr_cli.train.config import TrainConfig
-
-PIXEL_RANGE = 255.0  # the official code's pixel range, in which λ_con was tuned
 from sr_cli.train.contrastive import ContrastiveLoss, load_feature_net, negatives
 from sr_cli.train.loop import LossOutput, Reporter, Trainer
 from sr_cli.train.validate import evaluate
 from sr_cli.train.vgg import tensors_sha256
 from sr_cli.weights import check_state, load_state, save_weights
+
+PIXEL_RANGE = 255.0  # the official code's pixel range, in which λ_con was tuned
 
 MODES = ("csd", "teacher-first", "output-kd", "none")
 TEACHER_MODES = ("teacher-first", "output-kd")
@@ -137,8 +137,9 @@ def load_teacher(path: str | Path, scale: int, options: dict[str, Any]) -> CSDED
     path = Path(path)
     spec = get_spec("csd")
     state, meta = load_state(path)
-    saved = meta.get("options") or {}
-    if saved.get("sliced", False) and float(saved.get("width", 1.0)) < 1:
+    saved = {**spec.options, **(meta.get("options") or {})} if meta.get("architecture") == "csd" else \
+        meta.get("options") or {}
+    if saved.get("sliced", True) and float(saved.get("width", 1.0)) < 1:
         raise WeightsError(f"--teacher {path} is a width-{saved['width']:g} csd student, not a full-width network")
     head = state.get("head.weight")
     arch = {"n_blocks": sum(1 for k in state if k.startswith("body.") and k.endswith(".conv1.weight")) or N_BLOCKS,
