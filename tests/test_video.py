@@ -146,7 +146,7 @@ def test_colour_tags_and_ffmpeg_args_carried(tmp_path: Path) -> None:
                     "-colorspace", "bt709", "-color_range", "tv", size="64x48", audio=False)
     assert "yuv420p(tv, bt709, progressive)" in showinfo(src)[2]
     target = tmp_path / "out.mp4"
-    code, _, err = srtool("video", str(src), "-o", str(target), "--ffmpeg-arg=-g 4", "--ffmpeg-arg", "-bf 0")
+    code, _, err = srtool("video", str(src), "-m", "bicubic", "-o", str(target), "--ffmpeg-arg=-g 4", "--ffmpeg-arg", "-bf 0")
     assert code == 0, err
     _, times, text = showinfo(target)
     assert "yuv420p(tv, bt709, progressive)" in text
