@@ -6,7 +6,7 @@
 ``ship`` benches the run's weights on Set5 and Set14 with ``srtool bench --json`` in fp32 storage and in fp16
 storage, keeps fp16 when no mean PSNR moves by 0.005 dB or more, refuses weights that do not beat bicubic, and
 writes ``weights/<model>_x<scale>.safetensors`` with metadata: architecture, scale, options, the training command
-(rebuilt from the run's ``config.json``: every setting that differs from the default), data, steps, training
+(the weights' own ``command``, or for older runs ``TrainConfig.command_line`` of their ``config.json``), data, steps, training
 time (from ``metrics.csv``), device, the bench figures and the storage dtype.
 
 ``card`` benches every shipped file exactly as a user gets it (``srtool bench -m M -s S``, no ``--weights``) and
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import dataclasses
 import json
 import os
 import platform
@@ -53,29 +52,6 @@ def bench(model: str, scale: int, weights: Path | None = None, extra: list[str] 
     return {r["dataset"]: r for r in doc["results"]}
 
 
-def train_command(config: dict[str, Any]) -> str:
-    """The ``srtool train`` command line equivalent to a run's config (settings that differ from the default)."""
-    from sr_cli.train.config import TrainConfig
-
-    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)
-                if f.default is not dataclasses.MISSING}
-    defaults.update(betas=[0.9, 0.999], milestones=[], model_options={})
-    args = ["srtool", "train", "--model", config["model"], "--scale", str(config["scale"])]
-    for folder in config["data"]:
-        args += ["--data", folder]
-    for key, value in config.items():
-        if key in ("model", "scale", "data", "command") or value == defaults.get(key) or value is None:
-            continue
-        flag = "--" + key.replace("_", "-")
-        if isinstance(value, bool):
-            args.append(flag if value else f"--no-{key.replace('_', '-')}")
-        elif isinstance(value, list):
-            args += [flag, ",".join(str(v) for v in value)]
-        else:
-            args += [flag, str(value)]
-    return shlex.join(args)
-
-
 def train_seconds(run: Path) -> float:
     """Wall time of the logged steps: each metrics row's interval divided by its steps/s (validation and
     checkpoints between rows included)."""
@@ -107,6 +83,7 @@ def device_label(config: dict[str, Any]) -> str:
 def ship(run: Path, weights_name: str) -> None:
     """Bench a run's weights in fp32 and fp16 storage and write the chosen one into ``weights/``."""
     from sr_cli.registry import get_spec
+    from sr_cli.train.config import TrainConfig
     from sr_cli.weights import load_state, save_weights
 
     src = run / weights_name
@@ -128,7 +105,7 @@ def ship(run: Path, weights_name: str) -> None:
                      f"{base[d]['psnr']:.4f} dB")
     record = {
         **{k: meta[k] for k in ("architecture", "scale", "options", "steps", "data", "ema") if k in meta},
-        "training_command": meta.get("command") or train_command(config),
+        "training_command": meta.get("command") or TrainConfig.from_dict(config).command_line(),
         "train_seconds": round(train_seconds(run)),
         **({"init": init_record(Path(config["init"]))} if config.get("init") else {}),
         "device": device_label(config),

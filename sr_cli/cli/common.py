@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from sr_cli.errors import EXIT_INTERRUPTED, SrtoolError, UsageError
+from sr_cli.registry import MODELS
 from sr_cli.weights import held_model
 
 err_console = Console(stderr=True, highlight=False)
@@ -31,7 +32,7 @@ TileOpt = Annotated[str, typer.Option(
 WidthOpt = Annotated[float | None, typer.Option(
     "--width", help="CSD width fraction in (0, 1] (csd only; a full-width CSD file runs narrower).",
     show_default=False)]
-WIDTH_MODELS = ("csd",)
+WIDTH_MODELS = tuple(name for name, spec in MODELS.items() if "width" in spec.options)  # width-switchable
 
 
 def model_options(name: str, width: float | None) -> dict[str, Any]:

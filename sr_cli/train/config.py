@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import shlex
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -75,6 +76,33 @@ class TrainConfig:
             raise UsageError(f"--ema must be in [0, 1), got {self.ema}")
         if self.workers < 0 or self.patience < 0 or self.warmup < 0 or self.grad_clip < 0:
             raise UsageError("--workers, --patience, --warmup and --grad-clip cannot be negative")
+
+    def command_head(self) -> tuple[list[str], set[str]]:
+        """The first arguments of :meth:`command_line` and the settings they already give."""
+        data = [a for d in self.data for a in ("--data", d)]
+        return ["srtool", self.COMMAND, "--model", self.model, "--scale", str(self.scale), *data], \
+            {"model", "scale", "data", "model_options"}
+
+    def defaults(self) -> TrainConfig:
+        """This command's config with every optional setting at its default."""
+        return type(self)(model=self.model, scale=self.scale, data=self.data)
+
+    def command_line(self) -> str:
+        """The ``srtool`` command that makes this run (settings at their defaults left out)."""
+        args, written = self.command_head()
+        defaults = self.defaults()
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name in written or value == getattr(defaults, f.name):
+                continue
+            flag = "--" + f.name.replace("_", "-")
+            if isinstance(value, bool):
+                args.append(flag if value else f"--no-{f.name.replace('_', '-')}")
+            elif isinstance(value, (list, tuple)):
+                args += [flag, ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)]
+            elif value is not None:
+                args += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+        return shlex.join(args)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able values."""

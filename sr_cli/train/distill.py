@@ -27,7 +27,6 @@ standalone sliced network (metadata ``options = {"width", "n_blocks", "n_feats" 
 from __future__ import annotations
 
 import dataclasses
-import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -108,27 +107,18 @@ class DistillConfig(TrainConfig):
         """The widths trained as students: every width but the largest (csd), else the export width."""
         return self.widths[:-1] if self.mode == "csd" else [self.export_width]
 
+    def command_head(self) -> tuple[list[str], set[str]]:
+        """``srtool distill`` names no model; the network size, mode and teacher come first."""
+        opts = self.model_options
+        data = [a for d in self.data for a in ("--data", d)]
+        return ["srtool", "distill", *data, "--scale", str(self.scale), "--mode", self.mode,
+                *(["--teacher", self.teacher] if self.teacher else []),
+                "--blocks", str(opts.get("n_blocks", N_BLOCKS)), "--feats", str(opts.get("n_feats", N_FEATS))], \
+            {"model", "scale", "data", "mode", "teacher", "model_options"}
 
-def command_line(config: DistillConfig) -> str:
-    """An ``srtool distill`` command that makes this run (settings at their defaults left out)."""
-    opts = config.model_options
-    args = ["srtool", "distill", *(a for d in config.data for a in ("--data", d)), "--scale", str(config.scale),
-            "--mode", config.mode, *(["--teacher", config.teacher] if config.teacher else []),
-            "--blocks", str(opts.get("n_blocks", N_BLOCKS)), "--feats", str(opts.get("n_feats", N_FEATS))]
-    defaults = DistillConfig(model="csd", scale=config.scale, data=config.data)
-    written = {"model", "scale", "data", "mode", "teacher", "model_options"}
-    for f in dataclasses.fields(config):
-        value = getattr(config, f.name)
-        if f.name in written or value == getattr(defaults, f.name):
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        if isinstance(value, bool):
-            args.append(flag if value else f"--no-{f.name}")
-        elif isinstance(value, (list, tuple)):
-            args += [flag, ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)]
-        elif value is not None:
-            args += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
-    return shlex.join(args)
+    def defaults(self) -> DistillConfig:
+        """This config with every optional setting at its default."""
+        return DistillConfig(model="csd", scale=self.scale, data=self.data)
 
 
 def load_teacher(path: str | Path, scale: int, options: dict[str, Any]) -> CSDEDSR:
@@ -328,8 +318,7 @@ class DistillTrainer(Trainer):
         """The student's metadata: registry options of the sliced export width, the widths, mode and command."""
         config = self.config
         return {**super().weights_metadata(val), "options": self._options(config.export_width, sliced=True),
-                "widths": config.widths, "mode": config.mode, "teacher": config.teacher,
-                "command": command_line(config)}
+                "widths": config.widths, "mode": config.mode, "teacher": config.teacher}
 
     def save_weights(self, path: Path, val: dict[str, float] | None) -> None:
         """The student at ``path``; in csd mode also the whole shared network beside it (``teacher_<name>``)."""

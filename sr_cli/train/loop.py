@@ -361,6 +361,7 @@ class Trainer:
             "validation": {"set": config.val_data or config.val_set, **(val or {})},
             "val_psnr": val["psnr"] if val else None,
             "ema": self.ema is not None,
+            "command": config.command_line(),
             "config": config.to_dict(),
         }
 
