@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from sr_cli.cli.app import app
 from sr_cli.errors import EXIT_INPUT, EXIT_USAGE
+from sr_cli.weights import read_metadata
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -75,3 +76,22 @@ def test_empty_folder_and_foreign_resume(data: tuple[Path, Path], tmp_path: Path
     assert code == EXIT_USAGE and "is a espcn x3 run: it cannot be resumed as edsr x3" in err
     code, _, err = _run("--resume", str(run), "--lr", "0.1")
     assert code == EXIT_USAGE and "cannot change lr" in err
+
+
+def test_mdsr_trains_every_scale_in_one_file(data: tuple[Path, Path], tmp_path: Path) -> None:
+    run = tmp_path / "mdsr"
+    code, out, err = _run("-m", "mdsr", "-d", str(data[0]), "--batch", "1", "--patch", "6", "--steps", "3",
+                          "--val-data", str(data[1]), "--val-every", "3", "--workers", "0", "-o", str(run), "--json")
+    assert code == 0, err
+    assert "mdsr is one model for x2, x3, x4: each step trains one scale, in turn" in err
+    meta = read_metadata(run / "best.safetensors")
+    assert meta["architecture"] == "mdsr" and meta["scales"] == [2, 3, 4]
+    val = meta["validation"]
+    per_scale = [val[f"psnr_x{s}"] for s in (2, 3, 4)]
+    assert val["psnr"] == pytest.approx(sum(per_scale) / 3) and min(per_scale) > 5
+    assert json.loads(out)["best_psnr"] == pytest.approx(val["psnr"])
+    for s in (2, 3, 4):  # the one file upscales at every scale
+        result = CliRunner().invoke(app, ["upscale", str(data[1] / "bird.png"), "--weights",
+                                          str(run / "best.safetensors"), "-s", str(s), "-o", str(tmp_path / f"x{s}.png")])
+        assert result.exit_code == 0, result.stderr
+        assert Image.open(tmp_path / f"x{s}.png").size == (48 * s, 48 * s)

@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader
 
 from sr_cli.degrade import crop_to_scale, degrade
 from sr_cli.errors import InputError, UsageError
-from sr_cli.train.data import (PatchPairs, StepBatches, WorkerInit, augment, find_images, load_images,
+from sr_cli.train.data import (PatchPairs, ScaleCycle, StepBatches, WorkerInit, augment, find_images, load_images,
                                to_rgb8)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -147,3 +147,15 @@ def test_disk_cache_memory_maps_decoded_images(tmp_path: Path, hr_images: list[n
     assert isinstance(again.images[0], np.memmap)
     assert all(np.array_equal(a, np.asarray(b)) for a, b in zip(again.images, hr_images))
     assert all(np.array_equal(a, b) for a, b in zip(first.images, again.images))
+
+
+def test_scale_cycle_gives_each_step_one_scale_in_turn(hr_images: list[np.ndarray]) -> None:
+    sets = [PatchPairs(hr_images, 6, s, seed=3) for s in (2, 3, 4)]
+    cycle = ScaleCycle(sets, step_samples=2)
+    sizes = [cycle[i][0].shape[-1] for i in range(8)]
+    assert sizes == [12, 12, 18, 18, 24, 24, 12, 12]  # samples 0-1 are step 0 (x2), 2-3 step 1 (x3), ...
+    for i, s in [(0, 0), (3, 1), (5, 2), (7, 0)]:
+        assert all(torch.equal(a, b) for a, b in zip(cycle[i], sets[s][i]))
+    batches = DataLoader(cycle, batch_sampler=StepBatches(2, start_step=4), num_workers=0)
+    hr, lr = next(iter(batches))  # step 4 → x3
+    assert hr.shape == (2, 3, 18, 18) and lr.shape == (2, 3, 6, 6)

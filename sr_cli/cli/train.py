@@ -163,7 +163,8 @@ def train(
     data: DataOpt = None,
     model: Annotated[str | None, typer.Option("--model", "-m", help="Model to train (see `srtool models`).",
                                               show_default=False)] = None,
-    scale: ScaleOpt = None,
+    scale: Annotated[int | None, typer.Option("--scale", "-s", help="Upscaling factor: 2, 3 or 4 (mdsr trains "
+                                              "all three in turn and needs none).", show_default=False)] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder. Default: "
                                              "runs/<model>_x<scale>_<time>.", show_default=False)] = None,
     resume: ResumeOpt = None,
@@ -228,10 +229,13 @@ def train(
             config = resume_config(resume, given, model, scale)
             run_dir = resume
         else:
-            if model is None or scale is None or not data:
+            run_scale = scale
+            if model is not None and run_scale is None and get_spec(model).multi_scale:
+                run_scale = max(get_spec(model).scales)  # a multi-scale model trains every scale anyway
+            if model is None or run_scale is None or not data:
                 raise UsageError("--model, --scale and --data are needed (or --resume RUN_DIR)")
-            config = TrainConfig(model=get_spec(model).name, scale=scale, data=[str(d) for d in data], **given)
-            run_dir = out or Path("runs") / f"{model}_x{scale}_{time.strftime('%Y%m%d-%H%M%S')}"
+            config = TrainConfig(model=get_spec(model).name, scale=run_scale, data=[str(d) for d in data], **given)
+            run_dir = out or Path("runs") / f"{model}_x{run_scale}_{time.strftime('%Y%m%d-%H%M%S')}"
         return run_trainer(lambda reporter: Trainer(config, run_dir, reporter, resume=resume is not None),
                            config.log_every, json_out, "train")
 

@@ -145,6 +145,21 @@ class PatchPairs(Dataset):
         return _chw(augment(hr, code)), _chw(augment(lr, code))
 
 
+class ScaleCycle(Dataset):
+    """Patch pairs of several scales in turn, one scale per step: sample ``i`` belongs to step
+    ``i // step_samples`` (``step_samples`` = batch × processes) and comes from ``sets[step % len(sets)]``, so
+    every batch holds patches of one scale. With one set it is that set."""
+
+    def __init__(self, sets: Sequence[PatchPairs], step_samples: int) -> None:
+        self.sets, self.step_samples = list(sets), step_samples
+
+    def __len__(self) -> int:
+        return len(self.sets[0])
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.sets[(index // self.step_samples) % len(self.sets)][index]
+
+
 def _chw(arr: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
 

@@ -9,6 +9,9 @@ terms), and :meth:`Trainer.extra_state` / :meth:`Trainer.load_extra_state` for a
 validated and shipped, and extra CSV columns; data, optimisation, checkpoints, validation and the run folder stay
 the same.
 
+A multi-scale model (MDSR) trains every scale of its registry entry in turn, one scale per step (each step's
+patches all of one scale), is validated at every scale, and keeps the weights of the best mean PSNR.
+
 Under ``torchrun`` (``WORLD_SIZE`` > 1) the model is wrapped in DistributedDataParallel (NCCL on CUDA, gloo
 otherwise), each rank draws its own disjoint samples, and only rank 0 validates and writes. Ctrl-C (SIGINT)
 finishes the current step, writes a checkpoint and returns ``status == "interrupted"``; a second Ctrl-C aborts.
@@ -40,7 +43,7 @@ from sr_cli.errors import SrtoolError, UsageError, WeightsError
 from sr_cli.registry import MODELS, ModelSpec, get_spec
 from sr_cli.train import runs
 from sr_cli.train.config import TrainConfig
-from sr_cli.train.data import PatchPairs, StepBatches, WorkerInit, find_images, load_images
+from sr_cli.train.data import PatchPairs, ScaleCycle, StepBatches, WorkerInit, find_images, load_images
 from sr_cli.train.losses import Adversarial, Criterion, Perceptual, parse_loss
 from sr_cli.train.optim import EMA, build_optimizer, lr_factor, training_precision
 from sr_cli.train.validate import ValImage, evaluate, load_val_set
@@ -158,15 +161,20 @@ class Trainer:
         self.amp_dtype = training_precision(config.precision, self.device)
         self.channels_last = use_channels_last(self.device)
         self.scale = config.scale
+        self.scales: tuple[int, ...] = self.spec.scales if self.spec.multi_scale else (config.scale,)
         checkpoint = self._read_checkpoint(run_dir) if resume else None
         self.run_dir = run_dir if self.main else None
         if self.run_dir is not None and not resume:
             runs.check_new(self.run_dir)
         self.images = self._load_data()
-        self.val_images: list[ValImage] = (
-            load_val_set(config.val_set, config.val_data, config.scale, config.degradation, self.spec.space)
-            if self.main else []
-        )
+        if len(self.scales) > 1:
+            self.reporter.note(f"{self.spec.name} is one model for {', '.join(f'x{s}' for s in self.scales)}: "
+                               "each step trains one scale, in turn")
+        self.val_sets: dict[int, list[ValImage]] = {
+            s: load_val_set(config.val_set, config.val_data, s, config.degradation, self.spec.space)
+            for s in self.scales
+        } if self.main else {}
+        self.val_images = self.val_sets.get(config.scale, [])
         torch.manual_seed(config.seed)
         self.model = self.build_model()
         self.criterion = self._build_criterion()
@@ -212,11 +220,11 @@ class Trainer:
     def _load_data(self) -> list[np.ndarray]:
         config = self.config
         paths = find_images(config.data)
-        loaded = load_images(paths, config.patch * config.scale, config.scale,
+        loaded = load_images(paths, config.patch * max(self.scales), max(self.scales),
                              cache_dir=Path(config.cache_dir) if config.cache_dir else None)
         if loaded.skipped:
             self.reporter.warn(f"skipped {loaded.skipped} of {len(paths)} training images smaller than the "
-                               f"{config.patch * config.scale}-pixel HR patch")
+                               f"{config.patch * max(self.scales)}-pixel HR patch")
         self.reporter.note(f"training on {len(loaded.images)} images from {', '.join(map(str, config.data))}")
         return loaded.images
 
@@ -255,7 +263,8 @@ class Trainer:
     def _wrap(self, module: nn.Module) -> nn.Module:
         if self.world == 1:
             return module
-        return DistributedDataParallel(module, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        return DistributedDataParallel(module, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                                       find_unused_parameters=len(self.scales) > 1)  # the idle scales' branches
 
     def _init_from(self, path: str) -> None:
         state, _ = load_state(path)
@@ -355,6 +364,7 @@ class Trainer:
         return {
             "architecture": self.spec.name,
             "scale": self.scale,
+            **({"scales": list(self.scales)} if len(self.scales) > 1 else {}),
             "options": config.model_options,
             "steps": self.step,
             "data": {"folders": config.data, "images": len(self.images)},
@@ -394,7 +404,8 @@ class Trainer:
 
     def _batches(self) -> Iterator[tuple[Tensor, Tensor]]:
         config = self.config
-        dataset = PatchPairs(self.images, config.patch, self.scale, config.degradation, config.seed, config.augment)
+        dataset = ScaleCycle([PatchPairs(self.images, config.patch, s, config.degradation, config.seed, config.augment)
+                              for s in self.scales], config.batch * self.world)
         loader = DataLoader(
             dataset, batch_sampler=StepBatches(config.batch, self.step, self.rank, self.world),
             num_workers=config.workers, worker_init_fn=WorkerInit(config.seed, self.rank),
@@ -471,10 +482,19 @@ class Trainer:
         stop = 0.0
         if self.main:
             model = self.export_model()
-            psnr, ssim = evaluate(model, self.val_images, self.scale, self.spec.overlap(**self.config.model_options),
-                                  self.device)
+            scores = {}
+            for scale, images in self.val_sets.items():
+                if len(self.scales) > 1:
+                    model.set_scale(scale)
+                scores[scale] = evaluate(model, images, scale, self.spec.overlap(**self.config.model_options),
+                                         self.device)
             self.model.train()
+            psnr, ssim = (float(np.mean([v[i] for v in scores.values()])) for i in (0, 1))
             self.last_val = {"psnr": psnr, "ssim": ssim, "step": self.step}
+            if len(self.scales) > 1:
+                self.last_val.update({f"psnr_x{s}": v[0] for s, v in scores.items()})
+                self.reporter.note("validation per scale: " + ", ".join(f"x{s} {v[0]:.3f} dB"
+                                                                         for s, v in scores.items()))
             improved = self.best is None or psnr > self.best["psnr"]
             if improved:
                 self.best = dict(self.last_val)
@@ -521,6 +541,8 @@ class Trainer:
                     status = "interrupted"
                     break
                 lr, hr = next(batches)
+                if len(self.scales) > 1:
+                    self.model.set_scale(hr.shape[-1] // lr.shape[-1])
                 logged = self.train_step(lr, hr)
                 self.step += 1
                 current_lr = self.optimizer.param_groups[0]["lr"]
