@@ -9,6 +9,9 @@ writes ``weights/<model>_x<scale>.safetensors`` with metadata: architecture, sca
 (the weights' own ``command``, or for older runs ``TrainConfig.command_line`` of their ``config.json``), data, steps, training
 time (from ``metrics.csv``), device, the bench figures and the storage dtype.
 
+A multi-scale file (MDSR) is benched at each of its scales; its ``bench`` and ``fp16_psnr_change_db`` are then
+keyed by ``x2``/``x3``/``x4``.
+
 ``card`` benches every shipped file exactly as a user gets it (``srtool bench -m M -s S``, no ``--weights``) and
 writes ``weights/README.md``: the table is generated here from the bench JSON, never typed by hand.
 """
@@ -90,34 +93,44 @@ def ship(run: Path, weights_name: str) -> None:
     state, meta = load_state(src)
     config = json.loads((run / "config.json").read_text())
     spec, scale = get_spec(meta["architecture"]), int(meta["scale"])
+    scales = [int(x) for x in meta.get("scales", [scale])]  # a multi-scale file (MDSR) is benched at each
     with tempfile.TemporaryDirectory() as tmp:
         half = Path(tmp) / "half.safetensors"
         save_weights(half, state, meta, half=True)
-        full = bench(spec.name, scale, src)
-        reduced = bench(spec.name, scale, half)
-    base = bench("bicubic", scale)
-    delta = {d: abs(reduced[d]["psnr"] - full[d]["psnr"]) for d in DATASETS}
+        full = {(s, d): r for s in scales for d, r in bench(spec.name, s, src).items()}
+        reduced = {(s, d): r for s in scales for d, r in bench(spec.name, s, half).items()}
+    base = {(s, d): r for s in scales for d, r in bench("bicubic", s).items()}
+    delta = {k: abs(reduced[k]["psnr"] - full[k]["psnr"]) for k in full}
     use_half = all(v < FP16_TOLERANCE_DB for v in delta.values())
     chosen = reduced if use_half else full
-    for d in DATASETS:
-        if chosen[d]["psnr"] <= base[d]["psnr"]:
-            sys.exit(f"not shipping {src}: {d} x{scale} {chosen[d]['psnr']:.4f} dB does not beat bicubic "
-                     f"{base[d]['psnr']:.4f} dB")
+    for (s, d), row in chosen.items():
+        if row["psnr"] <= base[s, d]["psnr"]:
+            sys.exit(f"not shipping {src}: {d} x{s} {row['psnr']:.4f} dB does not beat bicubic "
+                     f"{base[s, d]['psnr']:.4f} dB")
+
+    def scores(s: int) -> dict[str, Any]:
+        return {d: {k: round(chosen[s, d][k], 4) for k in ("psnr", "ssim")} for d in DATASETS}
+
+    def per_scale(make: Any) -> dict[str, Any]:
+        return make(scale) if len(scales) == 1 else {f"x{s}": make(s) for s in scales}
+
     record = {
-        **{k: meta[k] for k in ("architecture", "scale", "options", "steps", "data", "ema") if k in meta},
+        **{k: meta[k] for k in ("architecture", "scale", "scales", "options", "steps", "data", "ema") if k in meta},
         "training_command": meta.get("command") or TrainConfig.from_dict(config).command_line(),
         "train_seconds": round(train_seconds(run)),
         **({"init": init_record(Path(config["init"]))} if config.get("init") else {}),
         "device": device_label(config),
         "storage": "fp16" if use_half else "fp32",
-        "fp16_psnr_change_db": {d: round(v, 5) for d, v in delta.items()},
-        "bench": {d: {"psnr": round(chosen[d]["psnr"], 4), "ssim": round(chosen[d]["ssim"], 4)} for d in DATASETS},
+        "fp16_psnr_change_db": per_scale(lambda s: {d: round(delta[s, d], 5) for d in DATASETS}),
+        "bench": per_scale(scores),
     }
     dest = WEIGHTS / spec.weights_name(scale)
     save_weights(dest, state, record, half=use_half)
-    print(f"{dest.relative_to(ROOT)}: {record['storage']} (fp16 change {record['fp16_psnr_change_db']} dB); "
-          + ", ".join(f"{d} {record['bench'][d]['psnr']:.4f}/{record['bench'][d]['ssim']:.4f}" for d in DATASETS)
-          + "; bicubic " + ", ".join(f"{d} {base[d]['psnr']:.4f}" for d in DATASETS))
+    for s in scales:
+        print(f"{dest.relative_to(ROOT)} x{s}: {record['storage']} (fp16 change "
+              + ", ".join(f"{d} {delta[s, d]:.5f}" for d in DATASETS) + " dB); "
+              + ", ".join(f"{d} {chosen[s, d]['psnr']:.4f}/{chosen[s, d]['ssim']:.4f}" for d in DATASETS)
+              + "; bicubic " + ", ".join(f"{d} {base[s, d]['psnr']:.4f}" for d in DATASETS))
 
 
 def card() -> None:
@@ -147,6 +160,8 @@ def card() -> None:
                      f"{init.get('steps', '?')} (Set5 {init.get('val_psnr') or float('nan'):.2f} dB, `{init['file']}`)"
                      if init else "")
             opts = f" (network options {json.dumps(meta['options'])})" if meta.get("options") else ""
+            if any(f"`{path.name}`" in n for n in notes):
+                continue  # a multi-scale file: one training command for its rows
             notes.append(f"- `{path.name}` ({meta.get('device', '?')}){opts}: `{meta.get('training_command', '?')}`"
                          f"{start}")
     head = ["model", "scale", "params", "Set5 PSNR / SSIM", "Set14 PSNR / SSIM", "bicubic Set5 / Set14",
