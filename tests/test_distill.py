@@ -383,3 +383,11 @@ def test_resume_continues_from_the_checkpoint(folders: tuple[Path, Path], tmp_pa
         assert all(torch.equal(a["ema"]["module"][k], b["ema"]["module"][k]) for k in a["ema"]["module"]), name
         assert [r["step"] for r in rows(tmp_path / name)] == ["1", "2", "3", "4"]
         assert rows(tmp_path / "straight") == rows(tmp_path / name), name
+
+
+def test_settings_another_mode_ignores_are_warned(folders: tuple[Path, Path], tmp_path: Path) -> None:
+    got, _, err = _invoke(*_cli_args(folders), "--no-distill", "--lambda-teacher", "2", "--steps", "1",
+                          "-o", str(tmp_path / "r"))
+    assert got == 0, err
+    assert "warning: --negatives and --lambda-teacher have no effect in --mode none" in err
+    assert (tmp_path / "r" / "best.safetensors").is_file()

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from sr_cli.cli.common import run_command
+from sr_cli.cli.common import run_command, warn
 from sr_cli.cli.train import (AugmentOpt, BatchOpt, CacheDirOpt, CheckpointEveryOpt, DataOpt, DecayEveryOpt,
                               DegradationOpt, DeviceOpt, EmaOpt, GammaOpt, GradClipOpt, JsonOpt, LogEveryOpt, LrOpt,
                               MilestonesOpt, MinLrOpt, OptimizerOpt, PatchOpt, PatienceOpt, PrecisionOpt, ResumeOpt,
@@ -16,9 +16,12 @@ from sr_cli.cli.train import (AugmentOpt, BatchOpt, CacheDirOpt, CheckpointEvery
                               VggWeightsOpt, WarmupOpt, WeightDecayOpt, WorkersOpt, given_settings, run_trainer)
 from sr_cli.errors import UsageError
 from sr_cli.train.distill import MODES, DistillConfig, DistillTrainer
-from sr_cli.train.loop import Trainer, resume_config
+from sr_cli.train.loop import Reporter, Trainer, resume_config
 
 _D = DistillConfig(model="csd", scale=4, data=[])
+# Settings that only some modes read: giving one to another mode gets a warning rather than silence.
+UNUSED_OUTSIDE = {"negatives": ("csd", "teacher-first"), "lambda_con": ("csd", "teacher-first"),
+                  "lambda_teacher": ("csd", "output-kd")}
 
 
 def _widths(text: str) -> list[float]:
@@ -135,14 +138,22 @@ def distill(
             config = DistillConfig(model="csd", scale=scale, data=[str(d) for d in data],
                                    model_options=architecture, **given)
             run_dir = out or Path("runs") / f"csd_{config.mode}_x{scale}_{time.strftime('%Y%m%d-%H%M%S')}"
+        unused = [f"--{k.replace('_', '-')}" for k, modes in UNUSED_OUTSIDE.items()
+                  if k in given and config.mode not in modes]
+
+        def build(reporter: Reporter) -> DistillTrainer:
+            trainer = DistillTrainer(config, run_dir, reporter, resume=resume is not None)
+            if unused:  # said once the run is known to start: a refused run keeps its one error line
+                warn(f"{' and '.join(unused)} {'has' if len(unused) == 1 else 'have'} no effect in "
+                     f"--mode {config.mode}")
+            return trainer
 
         def extra(trainer: Trainer) -> dict[str, Any]:
             val = getattr(trainer, "teacher_val", None)
             return {"mode": trainer.config.mode, "export_width": trainer.config.export_width,
                     "teacher_psnr": val["psnr"] if val else None}
 
-        return run_trainer(lambda reporter: DistillTrainer(config, run_dir, reporter, resume=resume is not None),
-                           config.log_every, json_out, "distill", extra)
+        return run_trainer(build, config.log_every, json_out, "distill", extra)
 
     code = run_command(body)
     if code:
