@@ -4,9 +4,9 @@ Sample ``i`` is a pure function of ``(seed, i)``: which image (a fresh permutati
 ``len(images)`` samples), where the patch is, and which of the 8 flips/rotations it gets. So a run is the same for
 any number of DataLoader workers, ranks take disjoint indices, and resuming at step ``t`` only needs ``t``.
 
-The LR patch is made on the fly by ``sr_cli.degrade`` from the HR patch plus ``MARGIN`` LR pixels of context on
-each side (clipped at the image border, where the resize mirrors as it does on the whole image), then cut to
-size: for ``bicubic`` the pair is bit-identical to the same crop of the whole degraded image.
+Every degradation is deterministic, so each image is degraded whole once, when the data set is made (in threads),
+and a sample is two aligned slices: the LR patch is exactly the same crop of the whole degraded image that
+``srtool bench`` would score against.
 Patches are returned as uint8 (C, H, W) RGB; the trainer moves them to the device and converts them.
 """
 
@@ -30,9 +30,6 @@ from sr_cli.datasets import folder_dataset
 from sr_cli.degrade import DEGRADATIONS, crop_to_scale, degrade
 from sr_cli.errors import InputError, UsageError
 from sr_cli.images import read_image
-
-MARGIN = 4  # LR pixels of context around a patch: covers bicubic (2), bilinear (1) and blur-decimate at 1.6 (3)
-
 
 def find_images(folders: Sequence[str | Path]) -> list[Path]:
     """Every image under ``folders`` (recursively), in a stable order; a folder without images is an InputError."""
@@ -111,7 +108,9 @@ class PatchPairs(Dataset):
                  seed: int = 0, augment: bool = True) -> None:
         if degradation not in DEGRADATIONS:
             raise UsageError(f"unknown --degradation {degradation!r}; choose one of: {', '.join(DEGRADATIONS)}")
-        self.images = images
+        self.images = [crop_to_scale(img, scale) for img in images]
+        with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+            self.lr_images = list(pool.map(lambda img: degrade(img, scale, degradation), self.images))
         self.patch = patch
         self.scale = scale
         self.degradation = degradation
@@ -133,16 +132,12 @@ class PatchPairs(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         rng = np.random.default_rng([self.seed, 0, index])
         s, p = self.scale, self.patch
-        img = crop_to_scale(self.images[self.image_index(index)], s)
-        lr_h, lr_w = img.shape[0] // s, img.shape[1] // s
-        y, x = int(rng.integers(0, lr_h - p + 1)), int(rng.integers(0, lr_w - p + 1))
+        k = self.image_index(index)
+        lr_img = self.lr_images[k]
+        y, x = int(rng.integers(0, lr_img.shape[0] - p + 1)), int(rng.integers(0, lr_img.shape[1] - p + 1))
         code = int(rng.integers(0, 8)) if self.augment else 0
-        y0, x0 = max(y - MARGIN, 0), max(x - MARGIN, 0)
-        y1, x1 = min(y + p + MARGIN, lr_h), min(x + p + MARGIN, lr_w)
-        context = np.ascontiguousarray(img[y0 * s:y1 * s, x0 * s:x1 * s])
-        lr = degrade(context, s, self.degradation, seed=int(rng.integers(0, 2**31)))[y - y0:y - y0 + p, x - x0:x - x0 + p]
-        hr = context[(y - y0) * s:(y - y0 + p) * s, (x - x0) * s:(x - x0 + p) * s]
-        return _chw(augment(hr, code)), _chw(augment(lr, code))
+        hr = self.images[k][y * s:(y + p) * s, x * s:(x + p) * s]
+        return _chw(augment(hr, code)), _chw(augment(lr_img[y:y + p, x:x + p], code))
 
 
 class ScaleCycle(Dataset):
