@@ -22,7 +22,7 @@ from sr_cli import __version__
 from sr_cli.atomic import atomic_path
 from sr_cli.checkpoints import convert
 from sr_cli.errors import WeightsError
-from sr_cli.registry import ModelSpec, shipped_weights
+from sr_cli.registry import MODELS, ModelSpec, shipped_weights
 
 State = dict[str, torch.Tensor]
 
@@ -108,15 +108,18 @@ def held_model(path: str | Path) -> tuple[str, int | None]:
         names = ", ".join(list(state)[:3])
         raise WeightsError(f"cannot tell which model {path} holds: its tensors ({names}, ...) match no layout srtool "
                            "recognises; name it with --model (and --scale)")
-    scale = meta.get("scale")
-    return str(meta["architecture"]), int(scale) if scale is not None else None
+    arch, scale = str(meta["architecture"]), meta.get("scale")
+    if "scales" in meta or (arch in MODELS and MODELS[arch].multi_scale):
+        return arch, None
+    return arch, int(scale) if scale is not None else None
 
 
 def missing_weights_error(spec: ModelSpec, scale: int, path: Path) -> WeightsError:
     """The error for a learned model without weights: names the file and the command that makes it."""
     return WeightsError(
         f"{spec.name} x{scale} has no weights ({path} not found): train them with "
-        f"`srtool train --model {spec.name} --scale {scale} --data DIR` and pass --weights RUN_DIR/best.safetensors"
+        f"`srtool train --model {spec.name}{'' if spec.multi_scale else f' --scale {scale}'} --data DIR` and pass "
+        "--weights RUN_DIR/best.safetensors"
     )
 
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from sr_cli.cli.app import app
 from sr_cli.errors import EXIT_INPUT, EXIT_USAGE
-from sr_cli.weights import read_metadata
+from sr_cli.weights import held_model, read_metadata
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -86,6 +86,8 @@ def test_mdsr_trains_every_scale_in_one_file(data: tuple[Path, Path], tmp_path: 
     assert "mdsr is one model for x2, x3, x4: each step trains one scale, in turn" in err
     meta = read_metadata(run / "best.safetensors")
     assert meta["architecture"] == "mdsr" and meta["scales"] == [2, 3, 4]
+    assert held_model(run / "best.safetensors") == ("mdsr", None)  # one file for every scale
+    assert not list(tmp_path.glob("mdsr_x*"))
     val = meta["validation"]
     per_scale = [val[f"psnr_x{s}"] for s in (2, 3, 4)]
     assert val["psnr"] == pytest.approx(sum(per_scale) / 3) and min(per_scale) > 5

@@ -12,8 +12,8 @@ from torch.utils.data import DataLoader
 
 from sr_cli.degrade import crop_to_scale, degrade
 from sr_cli.errors import InputError, UsageError
-from sr_cli.train.data import (PatchPairs, ScaleCycle, StepBatches, WorkerInit, augment, find_images, load_images,
-                               to_rgb8)
+from sr_cli.train.data import (PatchPairs, ScaleCycle, StepBatches, WorkerInit, augment, cache_key, degrade_images,
+                               find_images, load_images, to_rgb8)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -147,6 +147,15 @@ def test_disk_cache_memory_maps_decoded_images(tmp_path: Path, hr_images: list[n
     assert isinstance(again.images[0], np.memmap)
     assert all(np.array_equal(a, np.asarray(b)) for a, b in zip(again.images, hr_images))
     assert all(np.array_equal(a, b) for a, b in zip(first.images, again.images))
+    keys = [cache_key(p) for p in paths]
+    low = degrade_images(again.images, 3, "bicubic", keys=keys, cache_dir=cache)
+    assert sorted(p.name for p in cache.glob("*_x3_bicubic.npy")) == sorted(f"{k}_x3_bicubic.npy" for k in keys)
+    reread = degrade_images(again.images, 3, "bicubic", keys=keys, cache_dir=cache)
+    assert all(isinstance(a, np.memmap) for a in reread)
+    for a, b, img in zip(low, reread, hr_images):
+        assert np.array_equal(a, b) and np.array_equal(a, degrade(crop_to_scale(img, 3), 3))
+    pairs = PatchPairs(hr_images, 8, 3, seed=2, lr_images=reread)  # the same samples as degrading in memory
+    assert all(torch.equal(x, y) for i in range(5) for x, y in zip(pairs[i], PatchPairs(hr_images, 8, 3, seed=2)[i]))
 
 
 def test_scale_cycle_gives_each_step_one_scale_in_turn(hr_images: list[np.ndarray]) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from sr_cli.cli.common import run_command, warn
+from sr_cli.cli.common import run_command
 from sr_cli.cli.train import (AugmentOpt, BatchOpt, CacheDirOpt, CheckpointEveryOpt, DataOpt, DecayEveryOpt,
                               DegradationOpt, DeviceOpt, EmaOpt, GammaOpt, GradClipOpt, JsonOpt, LogEveryOpt, LrOpt,
                               MilestonesOpt, MinLrOpt, OptimizerOpt, PatchOpt, PatienceOpt, PrecisionOpt, ResumeOpt,
@@ -144,7 +144,7 @@ def distill(
         def build(reporter: Reporter) -> DistillTrainer:
             trainer = DistillTrainer(config, run_dir, reporter, resume=resume is not None)
             if unused:  # said once the run is known to start: a refused run keeps its one error line
-                warn(f"{' and '.join(unused)} {'has' if len(unused) == 1 else 'have'} no effect in "
+                trainer.reporter.warn(f"{' and '.join(unused)} {'has' if len(unused) == 1 else 'have'} no effect in "
                      f"--mode {config.mode}")
             return trainer
 

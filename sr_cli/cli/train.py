@@ -122,7 +122,8 @@ CheckpointEveryOpt = _opt(int, "Checkpoint every N steps." + _d("checkpoint_ever
 LogEveryOpt = _opt(int, "Metrics CSV row every N steps." + _d("log_every"))
 WorkersOpt = _opt(int, "DataLoader worker processes." + _d("workers"))
 SeedOpt = _opt(int, "Random seed (data, init)." + _d("seed"))
-CacheDirOpt = _opt(Path, "Keep decoded images here as memory-mapped .npy files (for data sets larger than memory).")
+CacheDirOpt = _opt(Path, "Keep decoded images and their LR versions here as memory-mapped .npy files (for data "
+                  "sets larger than memory; resumes and later runs reuse them).")
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")]
 
 
@@ -165,8 +166,8 @@ def train(
                                               show_default=False)] = None,
     scale: Annotated[int | None, typer.Option("--scale", "-s", help="Upscaling factor: 2, 3 or 4 (mdsr trains "
                                               "all three in turn and needs none).", show_default=False)] = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder. Default: "
-                                             "runs/<model>_x<scale>_<time>.", show_default=False)] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder. Default: runs/<model>_x<scale>_<time>"
+                                             " (mdsr without --scale: runs/mdsr_<time>).", show_default=False)] = None,
     resume: ResumeOpt = None,
     init: Annotated[Path | None, typer.Option("--init", help="Start from these weights: copies every tensor "
                                               "whose name and shape match.", show_default=False)] = None,
@@ -235,7 +236,8 @@ def train(
             if model is None or run_scale is None or not data:
                 raise UsageError("--model, --scale and --data are needed (or --resume RUN_DIR)")
             config = TrainConfig(model=get_spec(model).name, scale=run_scale, data=[str(d) for d in data], **given)
-            run_dir = out or Path("runs") / f"{model}_x{run_scale}_{time.strftime('%Y%m%d-%H%M%S')}"
+            named = model if scale is None else f"{model}_x{run_scale}"
+            run_dir = out or Path("runs") / f"{named}_{time.strftime('%Y%m%d-%H%M%S')}"
         return run_trainer(lambda reporter: Trainer(config, run_dir, reporter, resume=resume is not None),
                            config.log_every, json_out, "train")
 

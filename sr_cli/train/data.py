@@ -16,7 +16,7 @@ import hashlib
 import os
 import random
 import signal
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,17 +49,43 @@ def to_rgb8(pixels: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.repeat(colour, 3, axis=2) if colour.shape[2] == 1 else colour)
 
 
+def cache_key(path: Path) -> str:
+    """The cache name of an image file: its resolved path, size and modification time, hashed."""
+    stat = path.stat()
+    return hashlib.sha1(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()
+
+
+def _cached(path: Path, make: Callable[[], np.ndarray]) -> np.ndarray:
+    """The array saved at ``path`` (memory-mapped), made and saved atomically first if missing."""
+    if not path.is_file():
+        with atomic_path(path) as tmp:
+            np.save(tmp, make(), allow_pickle=False)
+    return np.load(path, mmap_mode="r", allow_pickle=False)
+
+
 def _decode(path: Path, cache_dir: Path | None) -> np.ndarray:
     """Decoded RGB uint8 pixels of ``path``; with ``cache_dir``, kept there as .npy and memory-mapped."""
     if cache_dir is None:
         return to_rgb8(read_image(path).pixels)
-    stat = path.stat()
-    key = hashlib.sha1(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()
-    cached = cache_dir / f"{key}.npy"
-    if not cached.is_file():
-        with atomic_path(cached) as tmp:
-            np.save(tmp, to_rgb8(read_image(path).pixels), allow_pickle=False)
-    return np.load(cached, mmap_mode="r", allow_pickle=False)
+    return _cached(cache_dir / f"{cache_key(path)}.npy", lambda: to_rgb8(read_image(path).pixels))
+
+
+def degrade_images(images: Sequence[np.ndarray], scale: int, degradation: str, *,
+                   keys: Sequence[str] | None = None, cache_dir: Path | None = None) -> list[np.ndarray]:
+    """Each image cropped to a multiple of ``scale`` and degraded whole, in threads; with ``cache_dir`` (and one
+    ``keys`` entry per image) kept there as .npy and memory-mapped, so resumes and later runs reuse them."""
+    if degradation not in DEGRADATIONS:
+        raise UsageError(f"unknown --degradation {degradation!r}; choose one of: {', '.join(DEGRADATIONS)}")
+
+    def one(i: int) -> np.ndarray:
+        def make() -> np.ndarray:
+            return degrade(crop_to_scale(images[i], scale), scale, degradation)
+        if cache_dir is None or keys is None:
+            return make()
+        return _cached(cache_dir / f"{keys[i]}_x{scale}_{degradation}.npy", make)
+
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        return list(pool.map(one, range(len(images))))
 
 
 @dataclass(frozen=True)
@@ -102,15 +128,13 @@ def augment(arr: np.ndarray, code: int) -> np.ndarray:
 
 
 class PatchPairs(Dataset):
-    """Random aligned (HR, LR) patch pairs; index ``i`` → uint8 tensors (3, P·s, P·s) and (3, P, P)."""
+    """Random aligned (HR, LR) patch pairs; index ``i`` → uint8 tensors (3, P·s, P·s) and (3, P, P).
+    ``lr_images``: the images already degraded (:func:`degrade_images`), else degraded here."""
 
     def __init__(self, images: list[np.ndarray], patch: int, scale: int, degradation: str = "bicubic",
-                 seed: int = 0, augment: bool = True) -> None:
-        if degradation not in DEGRADATIONS:
-            raise UsageError(f"unknown --degradation {degradation!r}; choose one of: {', '.join(DEGRADATIONS)}")
+                 seed: int = 0, augment: bool = True, lr_images: list[np.ndarray] | None = None) -> None:
+        self.lr_images = lr_images if lr_images is not None else degrade_images(images, scale, degradation)
         self.images = [crop_to_scale(img, scale) for img in images]
-        with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-            self.lr_images = list(pool.map(lambda img: degrade(img, scale, degradation), self.images))
         self.patch = patch
         self.scale = scale
         self.degradation = degradation

@@ -43,7 +43,8 @@ from sr_cli.errors import SrtoolError, UsageError, WeightsError
 from sr_cli.registry import MODELS, ModelSpec, get_spec
 from sr_cli.train import runs
 from sr_cli.train.config import TrainConfig
-from sr_cli.train.data import PatchPairs, ScaleCycle, StepBatches, WorkerInit, find_images, load_images
+from sr_cli.train.data import (PatchPairs, ScaleCycle, StepBatches, WorkerInit, cache_key, degrade_images, find_images,
+                               load_images)
 from sr_cli.train.losses import Adversarial, Criterion, Perceptual, parse_loss
 from sr_cli.train.optim import EMA, build_optimizer, lr_factor, training_precision
 from sr_cli.train.validate import ValImage, evaluate, load_val_set
@@ -226,6 +227,7 @@ class Trainer:
             self.reporter.warn(f"skipped {loaded.skipped} of {len(paths)} training images smaller than the "
                                f"{config.patch * max(self.scales)}-pixel HR patch")
         self.reporter.note(f"training on {len(loaded.images)} images from {', '.join(map(str, config.data))}")
+        self.image_paths = loaded.paths
         return loaded.images
 
     def build_model(self) -> nn.Module:
@@ -404,8 +406,15 @@ class Trainer:
 
     def _batches(self) -> Iterator[tuple[Tensor, Tensor]]:
         config = self.config
-        dataset = ScaleCycle([PatchPairs(self.images, config.patch, s, config.degradation, config.seed, config.augment)
-                              for s in self.scales], config.batch * self.world)
+        cache = Path(config.cache_dir) if config.cache_dir else None
+        keys = [cache_key(p) for p in self.image_paths] if cache else None
+        sets = []
+        for s in self.scales:
+            self.reporter.note(f"degrading the {len(self.images)} training images to x{s} ({config.degradation}), "
+                               + ("or reading them from --cache-dir" if cache else "once, in memory"))
+            low = degrade_images(self.images, s, config.degradation, keys=keys, cache_dir=cache)
+            sets.append(PatchPairs(self.images, config.patch, s, config.degradation, config.seed, config.augment, low))
+        dataset = ScaleCycle(sets, config.batch * self.world)
         loader = DataLoader(
             dataset, batch_sampler=StepBatches(config.batch, self.step, self.rank, self.world),
             num_workers=config.workers, worker_init_fn=WorkerInit(config.seed, self.rank),
@@ -442,7 +451,9 @@ class Trainer:
 
     def train_step(self, lr: Tensor, hr: Tensor) -> dict[str, float] | None:
         """One optimisation step (and one discriminator step with a gan term); None when the loss was not
-        finite on some rank and the step was skipped."""
+        finite on some rank and the step was skipped. A multi-scale model runs the batch's scale."""
+        if len(self.scales) > 1:
+            self.model.set_scale(hr.shape[-1] // lr.shape[-1])
         self.optimizer.zero_grad(set_to_none=True)
         if self.adversarial is not None:
             self.adversarial.discriminator.requires_grad_(False)
@@ -541,8 +552,6 @@ class Trainer:
                     status = "interrupted"
                     break
                 lr, hr = next(batches)
-                if len(self.scales) > 1:
-                    self.model.set_scale(hr.shape[-1] // lr.shape[-1])
                 logged = self.train_step(lr, hr)
                 self.step += 1
                 current_lr = self.optimizer.param_groups[0]["lr"]
