@@ -130,7 +130,7 @@ def ship(run: Path, weights_name: str) -> None:
     dest = WEIGHTS / spec.weights_name(scale)
     save_weights(dest, state, record, half=use_half)
     for s in scales:
-        print(f"{dest.relative_to(ROOT)} x{s}: {record['storage']} (fp16 change "
+        print(f"{dest.name} x{s}: {record['storage']} (fp16 change "
               + ", ".join(f"{d} {delta[s, d]:.5f}" for d in DATASETS) + " dB); "
               + ", ".join(f"{d} {chosen[s, d]['psnr']:.4f}/{chosen[s, d]['ssim']:.4f}" for d in DATASETS)
               + "; bicubic " + ", ".join(f"{d} {base[s, d]['psnr']:.4f}" for d in DATASETS))

@@ -89,3 +89,61 @@ def test_bare_upscale_uses_the_default_model_with_its_weights(tmp_path: Path) ->
     result = runner.invoke(app, ["upscale", str(src)])
     assert result.exit_code == 0, result.stderr
     assert [p.name for p in sorted(tmp_path.iterdir())] == ["in.png", "in_srcnn_x4.png"]
+
+
+def _zoo_script():
+    """benchmarks/zoo.py as a module (it is a script, not part of the package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("zoo_script", ROOT / "benchmarks" / "zoo.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _fake_run(tmp_path: Path, meta: dict) -> Path:
+    import torch
+
+    from sr_cli.weights import save_weights
+
+    run = tmp_path / "run"
+    run.mkdir()
+    save_weights(run / "best.safetensors", {"w": torch.linspace(0, 1, 8)}, meta)
+    (run / "config.json").write_text(json.dumps({"device": "auto"}))
+    (run / "metrics.csv").write_text("step,steps_per_s\n100,2\n300,4\n")
+    return run
+
+
+@pytest.mark.parametrize("model_db", [30.0, 20.0])
+def test_ship_benches_a_multi_scale_file_at_every_scale(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        model_db: float) -> None:
+    zoo = _zoo_script()
+    calls = []
+
+    def bench(model: str, scale: int, weights: Path | None = None, extra: list[str] | None = None) -> dict:
+        calls.append((model, scale))
+        db = 25.0 if model == "bicubic" else model_db + scale / 10
+        return {d: {"psnr": db, "ssim": 0.8} for d in zoo.DATASETS}
+
+    monkeypatch.setattr(zoo, "bench", bench)
+    monkeypatch.setattr(zoo, "WEIGHTS", tmp_path / "weights")
+    (tmp_path / "weights").mkdir()
+    run = _fake_run(tmp_path, {"architecture": "mdsr", "scale": 4, "scales": [2, 3, 4], "options": {}, "steps": 300,
+                               "command": "srtool train --model mdsr --scale 4 --data d"})
+    if model_db < 25:
+        with pytest.raises(SystemExit, match="does not beat bicubic"):
+            zoo.ship(run, "best.safetensors")
+        assert not (tmp_path / "weights" / "mdsr.safetensors").exists()
+        return
+    zoo.ship(run, "best.safetensors")
+    assert sorted(set(calls)) == [(m, s) for m in ("bicubic", "mdsr") for s in (2, 3, 4)]
+    meta = read_metadata(tmp_path / "weights" / "mdsr.safetensors")
+    assert meta["scales"] == [2, 3, 4] and meta["storage"] == "fp16" and meta["train_seconds"] == 100
+    assert meta["bench"]["x3"]["set14"] == {"psnr": 30.3, "ssim": 0.8}
+    assert meta["fp16_psnr_change_db"]["x2"] == {"set5": 0.0, "set14": 0.0}
+
+
+def test_ship_refuses_a_multi_scale_file_trained_at_one_scale(tmp_path: Path) -> None:
+    run = _fake_run(tmp_path, {"architecture": "mdsr", "scale": 4, "options": {}, "steps": 3})
+    with pytest.raises(SystemExit, match="must be trained at every scale"):
+        _zoo_script().ship(run, "best.safetensors")
