@@ -160,5 +160,5 @@ def shipped_weights(spec: ModelSpec, scale: int) -> Path:
 
 
 # A bare `srtool upscale`: the shipped model with the best Set5 x4 score (weights/README.md).
-DEFAULT_MODEL = "srcnn"
+DEFAULT_MODEL = "edsr"
 DEFAULT_SCALE = 4

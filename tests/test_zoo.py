@@ -11,7 +11,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from sr_cli.cli.app import app
-from sr_cli.registry import MODELS, shipped_weights, shipped_weights_dir
+from sr_cli.registry import DEFAULT_MODEL, DEFAULT_SCALE, MODELS, shipped_weights, shipped_weights_dir
 from sr_cli.weights import read_metadata
 
 runner = CliRunner()
@@ -88,7 +88,13 @@ def test_bare_upscale_uses_the_default_model_with_its_weights(tmp_path: Path) ->
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(src)
     result = runner.invoke(app, ["upscale", str(src)])
     assert result.exit_code == 0, result.stderr
-    assert [p.name for p in sorted(tmp_path.iterdir())] == ["in.png", "in_srcnn_x4.png"]
+    assert [p.name for p in sorted(tmp_path.iterdir())] == ["in.png", "in_edsr_x4.png"]
+
+
+def test_the_default_is_the_best_shipped_x4_model() -> None:
+    scores = {name: _at_scale(read_metadata(shipped_weights(MODELS[name], 4)), "bench", 4)["set5"]["psnr"]
+              for name, s in SHIPPED if s == 4}
+    assert (DEFAULT_MODEL, DEFAULT_SCALE) == (max(scores, key=scores.get), 4)
 
 
 def _zoo_script():
