@@ -76,6 +76,8 @@ def test_empty_folder_and_foreign_resume(data: tuple[Path, Path], tmp_path: Path
     assert code == EXIT_USAGE and "is a espcn x3 run: it cannot be resumed as edsr x3" in err
     code, _, err = _run("--resume", str(run), "--lr", "0.1")
     assert code == EXIT_USAGE and "cannot change lr" in err
+    code, _, err = _run("--resume", str(run), "--lr", "0.0001", "--batch", "2", "--steps", "2")  # its own values
+    assert code == 0, err
 
 
 def test_mdsr_trains_every_scale_in_one_file(data: tuple[Path, Path], tmp_path: Path) -> None:

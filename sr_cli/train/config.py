@@ -121,8 +121,10 @@ class TrainConfig:
         return cls(**doc)
 
     def resumed(self, overrides: dict[str, Any]) -> TrainConfig:
-        """This config with the resume-time ``overrides`` (only :data:`RESUME_OVERRIDES` keys) applied."""
-        bad = sorted(k for k in overrides if k not in RESUME_OVERRIDES)
+        """This config with the resume-time ``overrides`` applied: :data:`RESUME_OVERRIDES` keys, or any other
+        setting repeated with the run's own value (a script may pass its usual options)."""
+        own = self.to_dict()
+        bad = sorted(k for k, v in overrides.items() if k not in RESUME_OVERRIDES and own.get(k) != v)
         if bad:
             raise UsageError(f"--resume continues a run with its own settings; cannot change {', '.join(bad)}")
         return dataclasses.replace(self, **overrides)
