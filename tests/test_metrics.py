@@ -4,31 +4,19 @@ from __future__ import annotations
 
 import math
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from sr_cli.colour import rgb_to_y, rgb_to_y_np, rgb_to_ycbcr, ycbcr_to_rgb
 from sr_cli.errors import InputError
 from sr_cli.metrics import mse, psnr, ssim
 from sr_cli.resize import imresize
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-BENCH = SHARED / "bench"
+from shared_data import BENCH, crop, read
+
 RCAN = BENCH / "RCAN_Set5_ref"
-
-
-def read(path: Path) -> np.ndarray:
-    with Image.open(path) as im:
-        assert im.mode in ("RGB", "L"), (path, im.mode)
-        return np.asarray(im)
-
-
-def crop(hr: np.ndarray, s: int) -> np.ndarray:
-    return hr[: hr.shape[0] - hr.shape[0] % s, : hr.shape[1] - hr.shape[1] % s]
 
 
 def rcan_log(s: int) -> tuple[dict[str, tuple[float, float]], tuple[float, float]]:

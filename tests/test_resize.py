@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from sr_cli.errors import UsageError
 from sr_cli.resize import contributions, imresize
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-BENCH = SHARED / "bench"
-
-
-def read(path: Path) -> np.ndarray:
-    """An 8-bit PNG as (H, W, 3) RGB or (H, W) gray, as stored."""
-    with Image.open(path) as im:
-        assert im.mode in ("RGB", "L"), (path, im.mode)
-        return np.asarray(im)
-
-
-def crop(hr: np.ndarray, s: int) -> np.ndarray:
-    return hr[: hr.shape[0] - hr.shape[0] % s, : hr.shape[1] - hr.shape[1] % s]
+from shared_data import BENCH, crop, read
 
 
 def lr_pairs(hr_set: str, lr_folder: str, s: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
