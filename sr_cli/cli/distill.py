@@ -144,8 +144,8 @@ def distill(
         def build(reporter: Reporter) -> DistillTrainer:
             trainer = DistillTrainer(config, run_dir, reporter, resume=resume is not None)
             if unused:  # said once the run is known to start: a refused run keeps its one error line
-                trainer.reporter.warn(f"{' and '.join(unused)} {'has' if len(unused) == 1 else 'have'} no effect in "
-                     f"--mode {config.mode}")
+                verb = "has" if len(unused) == 1 else "have"
+                trainer.reporter.warn(f"{' and '.join(unused)} {verb} no effect in --mode {config.mode}")
             return trainer
 
         def extra(trainer: Trainer) -> dict[str, Any]:

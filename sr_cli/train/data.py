@@ -31,6 +31,7 @@ from sr_cli.degrade import DEGRADATIONS, crop_to_scale, degrade
 from sr_cli.errors import InputError, UsageError
 from sr_cli.images import read_image
 
+
 def find_images(folders: Sequence[str | Path]) -> list[Path]:
     """Every image under ``folders`` (recursively), in a stable order; a folder without images is an InputError."""
     if not folders:
@@ -79,7 +80,7 @@ def degrade_images(images: Sequence[np.ndarray], scale: int, degradation: str, *
 
     def one(i: int) -> np.ndarray:
         def make() -> np.ndarray:
-            return degrade(crop_to_scale(images[i], scale), scale, degradation)
+            return degrade(images[i], scale, degradation)  # degrade crops to a multiple of the scale itself
         if cache_dir is None or keys is None:
             return make()
         return _cached(cache_dir / f"{keys[i]}_x{scale}_{degradation}.npy", make)
