@@ -11,7 +11,8 @@ that is recognised but that srtool cannot run exactly is a WeightsError saying w
 - BasicSR / Real-ESRGAN RRDBNet (``basicsr/archs/rrdbnet_arch.py``): srtool's names; x4 only.
 - ESRGAN (``xinntao/ESRGAN`` ``RRDBNet_arch.py``, BSRGAN's x2/x4 variant) ``RRDB_trunk`` names, and the older
   sequential ``model.N`` layout of ``RRDB_ESRGAN_x4_old_arch.pth``: renamed to srtool's.
-- BasicSR MSRResNet and BasicSR's pixel-unshuffle RRDBNet (x2, x1) are recognised and refused.
+- BasicSR MSRResNet (``basicsr/archs/srresnet_arch.py``): srtool's srresnet with variant ``basicsr``, its names.
+- BasicSR's pixel-unshuffle RRDBNet (x2, x1) is recognised and refused.
 
 Range: EDSR-PyTorch and CSD train on [0, rgb_range] (255; read from the mean shift's bias), BasicSR's EDSR scales
 ``(x - mean)`` by ``img_range`` 255 inside the network; srtool runs on [0, 1]. These networks are convolutions,
@@ -184,14 +185,17 @@ def _basicsr_edsr(state: State) -> Found:
 
 
 def _msrresnet(state: State) -> Found:
-    """BasicSR MSRResNet: recognised, not runnable by srtool's SRResNet."""
+    """BasicSR MSRResNet: conv_first, body.N.conv{1,2}, upconv1[, upconv2], conv_hr, conv_last (its own names,
+    on [0, 1]); srtool's srresnet with variant ``basicsr``."""
     if not {"conv_first.weight", "body.0.conv1.weight", "upconv1.weight", "conv_hr.weight"} <= state.keys():
         return None
+    layout = "BasicSR MSRResNet"
     n_blocks, n_feats = _edsr_options(state, "conv_first.weight", "body.{}.conv1.weight")
-    scale = 4 if "upconv2.weight" in state else round((state["upconv1.weight"].shape[0] / n_feats) ** 0.5)
-    raise WeightsError(f"BasicSR MSRResNet x{scale} ({n_blocks} blocks x {n_feats}) is not supported: srtool's "
-                       "srresnet is the paper's SRResNet (9x9 head and tail, PReLU, long skip) and MSRResNet differs "
-                       "(3x3 head, LeakyReLU, no long skip, bilinear image skip)")
+    _check_rgb(layout, state["conv_first.weight"].shape[1], state["conv_last.weight"].shape[0])
+    stages = {f"up.{i}.weight": state[f"upconv{i + 1}.weight"] for i in (0, 1) if f"upconv{i + 1}.weight" in state}
+    scale = _shuffle_scale(stages, "up", n_feats, layout)
+    return state, _info("srresnet", scale, {"variant": "basicsr", "n_blocks": n_blocks, "n_feats": n_feats},
+                        f"{layout} {n_blocks}x{n_feats} x{scale}")
 
 
 def _rrdb_info(state: State, scale: int, layout: str) -> Info:

@@ -75,6 +75,17 @@ def _srcnn(scale: int, **_: Any) -> nn.Module:
     return PreUpsampled(m.SRCNN(num_channels=1), scale)
 
 
+def _srresnet(scale: int, variant: str = "paper", **options: Any) -> nn.Module:
+    """The paper's SRResNet, or with ``variant="basicsr"`` BasicSR's MSRResNet (no batch norm; what its
+    checkpoints hold)."""
+    if variant == "basicsr":
+        options.pop("bn", None)  # MSRResNet has no batch norm to switch
+        return m.MSRResNet(scale, **options)
+    if variant != "paper":
+        raise UsageError(f"unknown srresnet variant {variant!r}: paper or basicsr")
+    return m.SRResNet(scale, **options)
+
+
 def _mdsr(scale: int, n_blocks: int = 80, n_feats: int = 64) -> nn.Module:
     net = m.MDSR(n_blocks=n_blocks, n_feats=n_feats, scales=SCALES)
     net.set_scale(scale)
@@ -114,7 +125,7 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec("espcn", "ESPCN on Y, sub-pixel convolution (Shi 2016)", lambda s, **k: m.ESPCN(s, **k), "y",
                   _const(6), paper_params={2: 21284, 3: 22729, 4: 24752}),
         ModelSpec("srresnet", "SRResNet, 16 residual blocks, batch norm switchable (Ledig 2017)",
-                  lambda s, **k: m.SRResNet(s, **k), "rgb", lambda n_blocks=16, **_: 2 * n_blocks + 12,
+                  _srresnet, "rgb", lambda n_blocks=16, **_: 2 * n_blocks + 12,
                   paper_params={4: 1_500_000}, paper_params_tolerance=0.05, options={"bn": True},
                   discriminator=lambda: m.SRGANDiscriminator()),
         ModelSpec("edsr", "EDSR baseline, 16 blocks x 64 features (Lim 2017)",

@@ -397,7 +397,7 @@ def test_rrdbnet_layouts_give_srtool_esrgan_exactly(tmp_path: Path, layout: str)
         assert torch.equal(load_model(get_spec("esrgan"), scale, path)(x), own(x))
 
 
-def test_basicsr_pixel_unshuffle_rrdbnet_and_msrresnet_are_refused(tmp_path: Path) -> None:
+def test_basicsr_pixel_unshuffle_rrdbnet_and_pixel_shuffle_old_esrgan_are_refused(tmp_path: Path) -> None:
     state = _rrdb(4, seed=0).state_dict()
     state["conv_first.weight"] = torch.zeros(8, 12, 3, 3)
     torch.save({"params_ema": state}, tmp_path / "RealESRGAN_x2plus.pth")
@@ -409,16 +409,79 @@ def test_basicsr_pixel_unshuffle_rrdbnet_and_msrresnet_are_refused(tmp_path: Pat
     torch.save(old, tmp_path / "old_pixelshuffle.pth")
     with pytest.raises(WeightsError, match="ESRGAN old .model.N. with a pixel-shuffle upsampler is not supported"):
         load_state(tmp_path / "old_pixelshuffle.pth")
-    msr = {"conv_first.weight": torch.zeros(64, 3, 3, 3), "conv_first.bias": torch.zeros(64)}
-    for i in range(16):
-        msr |= {f"body.{i}.conv{j}.{kind}": torch.zeros((64, 64, 3, 3) if kind == "weight" else (64,))
-                for j in (1, 2) for kind in ("weight", "bias")}
-    msr |= {f"{n}.weight": torch.zeros(o, 64, 3, 3) for n, o in (("upconv1", 256), ("upconv2", 256), ("conv_hr", 64),
-                                                                  ("conv_last", 3))}
-    torch.save({"params": msr}, tmp_path / "MSRResNet_x4.pth")
-    code, _, err = srtool("upscale", str(_png(tmp_path / "a.png")), "--weights", str(tmp_path / "MSRResNet_x4.pth"))
-    assert code == 4 and "BasicSR MSRResNet x4 (16 blocks x 64) is not supported" in err
-    assert len(err.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------------------------------- BasicSR MSRResNet
+
+
+class RefMSRResNet(nn.Module):
+    """BasicSR ``srresnet_arch.MSRResNet``: conv_first, lrelu 0.1, ResidualBlockNoBN × n, upconv1 (r²n, ×2/×3)
+    or upconv1 + upconv2 (×4) each with pixel shuffle and lrelu, conv_hr, lrelu, conv_last, + bilinear(x)."""
+
+    def __init__(self, scale: int, n_blocks: int, n_feats: int) -> None:
+        super().__init__()
+        self.scale = scale
+        self.conv_first = nn.Conv2d(3, n_feats, 3, 1, 1)
+        self.body = nn.Sequential(*[RefBasicSRBlock(n_feats, 1.0) for _ in range(n_blocks)])
+        self.upconv1 = nn.Conv2d(n_feats, n_feats * (4 if scale == 4 else scale * scale), 3, 1, 1)
+        if scale == 4:
+            self.upconv2 = nn.Conv2d(n_feats, n_feats * 4, 3, 1, 1)
+        self.pixel_shuffle = nn.PixelShuffle(2 if scale == 4 else scale)
+        self.conv_hr = nn.Conv2d(n_feats, n_feats, 3, 1, 1)
+        self.conv_last = nn.Conv2d(n_feats, 3, 3, 1, 1)
+        self.lrelu = nn.LeakyReLU(negative_slope=0.1, inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.body(self.lrelu(self.conv_first(x)))
+        out = self.lrelu(self.pixel_shuffle(self.upconv1(out)))
+        if self.scale == 4:
+            out = self.lrelu(self.pixel_shuffle(self.upconv2(out)))
+        out = self.conv_last(self.lrelu(self.conv_hr(out)))
+        return out + nn.functional.interpolate(x, scale_factor=self.scale, mode="bilinear", align_corners=False)
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_basicsr_msrresnet_detected_and_equal_to_the_official_model(tmp_path: Path, scale: int) -> None:
+    ref = _randomise(RefMSRResNet(scale, n_blocks=2, n_feats=8), seed=30 + scale)
+    path = tmp_path / f"MSRResNet_x{scale}.pth"
+    torch.save({"params": ref.state_dict()}, path)
+    assert load_state(path)[1] == {"architecture": "srresnet", "scale": scale,
+                                   "options": {"variant": "basicsr", "n_blocks": 2, "n_feats": 8},
+                                   "layout": f"BasicSR MSRResNet 2x8 x{scale}"}
+    assert held_model(path) == ("srresnet", scale)
+    x = _image255(scale, 9, 11) / 255
+    with torch.no_grad():
+        assert torch.allclose(load_model(get_spec("srresnet"), scale, path)(x), ref(x), rtol=0, atol=1e-5)
+
+
+def test_msrresnet_upscales_tiled_and_fine_tunes_as_itself(tmp_path: Path) -> None:
+    ref = _randomise(RefMSRResNet(4, n_blocks=2, n_feats=8), seed=3)
+    torch.save({"params_ema": ref.state_dict()}, tmp_path / "MSRResNet_x4.pth")
+    src = _png(tmp_path / "a.png", 72, 56)
+    outs = []
+    for tile in ("0", "8"):  # several windows (exact tiling: test_engine); here float noise may flip a rounding
+        out = tmp_path / f"t{tile}.png"
+        code, _, err = srtool("upscale", str(src), "--weights", str(tmp_path / "MSRResNet_x4.pth"), "--tile", tile,
+                              "-o", str(out), "--device", "cpu")
+        assert code == 0, err
+        outs.append(np.asarray(Image.open(out)))
+    assert outs[0].shape == (224, 288, 3) and np.abs(outs[0].astype(int) - outs[1]).max() <= 1
+    x = torch.from_numpy(np.array(Image.open(src))).permute(2, 0, 1)[None].float() / 255
+    with torch.no_grad():
+        want = ref(x).clamp(0, 1).mul(255).round().squeeze(0).permute(1, 2, 0).numpy()
+    assert np.abs(outs[0].astype(int) - want.astype(int)).max() <= 1
+    data = tmp_path / "hr"
+    data.mkdir()
+    for i in range(2):
+        _png(data / f"{i}.png", 48, 48)
+    run = tmp_path / "run"
+    code, _, err = srtool("train", "-m", "srresnet", "-s", "4", "-d", str(data), "--val-data", str(data),
+                          "--init", str(tmp_path / "MSRResNet_x4.pth"), "--steps", "1", "--batch", "1", "--patch", "8",
+                          "--val-every", "1", "--workers", "0", "--device", "cpu", "-o", str(run))
+    assert code == 0, err
+    assert f"--init: copied {len(ref.state_dict())} of {len(ref.state_dict())} tensors" in err
+    assert held_model(run / "best.safetensors") == ("srresnet", 4)
+    assert load_state(run / "best.safetensors")[1]["options"] == {"variant": "basicsr", "n_blocks": 2, "n_feats": 8}
 
 
 # ------------------------------------------------------------------ full-size layouts: names and shapes, not run

@@ -156,3 +156,20 @@ def test_self_ensemble_averages_the_eight_transforms() -> None:
                     yi = yi.transpose(-2, -1) if t else yi
                     outs.append(yi.flip(d) if d else yi)
     assert (plus - torch.stack(outs).mean(0)).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_basicsr_srresnet_variant_tiles_exactly_within_its_overlap(scale: int) -> None:
+    """MSRResNet (srresnet variant basicsr, which adds a bilinear image skip) under srresnet's overlap."""
+    spec, opts = get_spec("srresnet"), {"variant": "basicsr", "n_blocks": 2}
+    torch.manual_seed(0)
+    model, overlap = spec.build(scale, **opts).eval(), spec.overlap(**opts)
+    x = _image(3)
+    whole = Engine(model, scale, overlap, torch.device("cpu"), tile=0).run(x)
+    tiled = Engine(model, scale, overlap, torch.device("cpu"), tile=32).run(x)
+    assert (tiled - whole).abs().max().item() < 1e-4
+    probe = torch.rand(1, 3, 2 * overlap + 9, 2 * overlap + 9, requires_grad=True)
+    centre = probe.shape[-1] * scale // 2
+    model(probe)[0, :, centre, centre].sum().backward()
+    rows = torch.nonzero(probe.grad[0].abs().sum(0).sum(1)).flatten()
+    assert max(centre // scale - rows.min().item(), rows.max().item() - centre // scale) <= overlap

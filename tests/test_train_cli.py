@@ -93,6 +93,9 @@ def test_mdsr_trains_every_scale_in_one_file(data: tuple[Path, Path], tmp_path: 
     per_scale = [val[f"psnr_x{s}"] for s in (2, 3, 4)]
     assert val["psnr"] == pytest.approx(sum(per_scale) / 3) and min(per_scale) > 5
     assert json.loads(out)["best_psnr"] == pytest.approx(val["psnr"])
+    with (run / "metrics.csv").open() as f:  # the per-scale validation is logged too
+        last = list(csv.DictReader(f))[-1]
+    assert [float(last[f"val_psnr_x{s}"]) for s in (2, 3, 4)] == pytest.approx(per_scale, abs=1e-4)
     for s in (2, 3, 4):  # the one file upscales at every scale
         result = CliRunner().invoke(app, ["upscale", str(data[1] / "bird.png"), "--weights",
                                           str(run / "best.safetensors"), "-s", str(s), "-o", str(tmp_path / f"x{s}.png")])

@@ -170,7 +170,8 @@ def train(
                                              " (mdsr without --scale: runs/mdsr_<time>).", show_default=False)] = None,
     resume: ResumeOpt = None,
     init: Annotated[Path | None, typer.Option("--init", help="Start from these weights: copies every tensor "
-                                              "whose name and shape match.", show_default=False)] = None,
+                                              "whose name and shape match (a file of the same model also brings its "
+                                              "network options, e.g. BasicSR's MSRResNet).", show_default=False)] = None,
     steps: StepsOpt = None,
     batch: BatchOpt = None,
     patch: PatchOpt = None,

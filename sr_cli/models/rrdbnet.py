@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sr_cli.models.blocks import check_scale, conv, scaled_kaiming_, stage_factors, upsampling_radius
+from sr_cli.models.blocks import conv, scaled_kaiming_, stage_factors, upsampling_radius
 
 
 def _lrelu() -> nn.Module:

@@ -25,6 +25,7 @@ import random
 import signal
 import time
 from collections.abc import Iterator
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -152,11 +153,15 @@ class Trainer:
         self.rank, self.world, local_rank = _distributed()
         self.main = self.rank == 0
         self.reporter = reporter if (reporter is not None and self.main) else Reporter()
-        self.config = config
         self.spec: ModelSpec = get_spec(config.model)
         self.spec.check_scale(config.scale)
         if not self.spec.learned:
             raise UsageError(f"{self.spec.name} has no weights to train: choose a learned model")
+        init = load_state(config.init) if config.init and not resume else None
+        if init is not None and init[1].get("architecture") == self.spec.name and init[1].get("options"):
+            # the --init file's network shape (a BasicSR MSRResNet fine-tunes as one); options given win
+            config = dataclasses.replace(config, model_options={**init[1]["options"], **config.model_options})
+        self.config = config
         self.terms = parse_loss(config.loss)
         self.device = self._setup_device(local_rank)
         self.amp_dtype = training_precision(config.precision, self.device)
@@ -168,7 +173,7 @@ class Trainer:
         if self.run_dir is not None and not resume:
             runs.check_new(self.run_dir)
         self.images = self._load_data()
-        if len(self.scales) > 1:
+        if self.spec.multi_scale:
             self.reporter.note(f"{self.spec.name} is one model for {', '.join(f'x{s}' for s in self.scales)}: "
                                "each step trains one scale, in turn")
         self.val_sets: dict[int, list[ValImage]] = {
@@ -199,8 +204,8 @@ class Trainer:
         self._plotted, self._warned_plots = time.monotonic(), False
         if checkpoint is not None:
             self._restore(checkpoint)
-        elif config.init:
-            self._init_from(config.init)
+        elif init is not None:
+            self._init_from(config.init, init[0])
         self.net = self._wrap(self.model)
         self.critic = self._wrap(self.adversarial.discriminator) if self.adversarial is not None else None
         self.log = runs.MetricsLog(self.run_dir, self.log_columns(), self.step if resume else None) \
@@ -266,10 +271,9 @@ class Trainer:
         if self.world == 1:
             return module
         return DistributedDataParallel(module, device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                                       find_unused_parameters=len(self.scales) > 1)  # the idle scales' branches
+                                       find_unused_parameters=self.spec.multi_scale)  # the idle scales' branches
 
-    def _init_from(self, path: str) -> None:
-        state, _ = load_state(path)
+    def _init_from(self, path: str, state: dict[str, Tensor]) -> None:
         copied, skipped = copy_matching(self.model, state)
         if copied == 0:
             raise WeightsError(f"--init {path}: no tensor fits {self.spec.name} x{self.scale} (names or shapes differ)")
@@ -366,7 +370,7 @@ class Trainer:
         return {
             "architecture": self.spec.name,
             "scale": self.scale,
-            **({"scales": list(self.scales)} if len(self.scales) > 1 else {}),
+            **({"scales": list(self.scales)} if self.spec.multi_scale else {}),
             "options": config.model_options,
             "steps": self.step,
             "data": {"folders": config.data, "images": len(self.images)},
@@ -384,14 +388,17 @@ class Trainer:
     # ------------------------------------------------------------------------------------------ the loop
 
     def log_columns(self) -> list[str]:
-        """The metrics CSV header."""
-        return runs.metric_columns(self.term_names())
+        """The metrics CSV header (a multi-scale model adds its per-scale validation PSNR)."""
+        per_scale = [f"val_psnr_x{s}" for s in self.scales] if self.spec.multi_scale else []
+        return [*runs.metric_columns(self.term_names()), *per_scale]
 
     def validation_row(self) -> dict[str, Any]:
         """The CSV cells of the last validation (rank 0; empty elsewhere)."""
         if not self.main or self.last_val is None:
             return {}
-        return {"val_psnr": self.last_val["psnr"], "val_ssim": self.last_val["ssim"]}
+        per_scale = {k: v for k, v in self.last_val.items() if k.startswith("psnr_x")}
+        return {"val_psnr": self.last_val["psnr"], "val_ssim": self.last_val["ssim"],
+                **{f"val_{k}": v for k, v in per_scale.items()}}
 
     def term_names(self) -> list[str]:
         """The loss terms logged each step (CSV columns ``loss_<name>``)."""
@@ -452,7 +459,7 @@ class Trainer:
     def train_step(self, lr: Tensor, hr: Tensor) -> dict[str, float] | None:
         """One optimisation step (and one discriminator step with a gan term); None when the loss was not
         finite on some rank and the step was skipped. A multi-scale model runs the batch's scale."""
-        if len(self.scales) > 1:
+        if self.spec.multi_scale:
             self.model.set_scale(hr.shape[-1] // lr.shape[-1])
         self.optimizer.zero_grad(set_to_none=True)
         if self.adversarial is not None:
@@ -495,14 +502,14 @@ class Trainer:
             model = self.export_model()
             scores = {}
             for scale, images in self.val_sets.items():
-                if len(self.scales) > 1:
+                if self.spec.multi_scale:
                     model.set_scale(scale)
                 scores[scale] = evaluate(model, images, scale, self.spec.overlap(**self.config.model_options),
                                          self.device)
             self.model.train()
             psnr, ssim = (float(np.mean([v[i] for v in scores.values()])) for i in (0, 1))
             self.last_val = {"psnr": psnr, "ssim": ssim, "step": self.step}
-            if len(self.scales) > 1:
+            if self.spec.multi_scale:
                 self.last_val.update({f"psnr_x{s}": v[0] for s, v in scores.items()})
                 self.reporter.note("validation per scale: " + ", ".join(f"x{s} {v[0]:.3f} dB"
                                                                          for s, v in scores.items()))
