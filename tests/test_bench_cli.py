@@ -114,6 +114,8 @@ def test_models_lists_every_architecture_with_json() -> None:
             got = rows[name]["params"][str(scale)]
             assert abs(got - paper) <= spec.paper_params_tolerance * paper, (name, scale, got, paper)
     assert rows["espcn"]["params"] == {"2": 21284, "3": 22729, "4": 24752}
+    assert rows["edsr"]["weights_params"] == rows["edsr"]["params"] and rows["edsr-large"]["weights_params"] == {}
+    assert rows["csd"]["weights_params"] == {"2": 121987, "3": 168227, "4": 158979}  # the shipped small student
     assert rows["srcnn"]["space"] == "y" and rows["edsr"]["space"] == "rgb"
     assert rows["srresnet"]["discriminator"] and rows["esrgan"]["discriminator"]
     code, out, _ = srtool("models")

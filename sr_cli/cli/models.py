@@ -9,11 +9,19 @@ from rich.table import Table
 
 from sr_cli.cli.common import out_console, print_json, run_command
 from sr_cli.registry import MODELS, ModelSpec, shipped_weights
+from sr_cli.weights import read_metadata
+
+
+def _count(spec: ModelSpec, scale: int, **options: Any) -> int:
+    return sum(p.numel() for p in spec.build(scale, **options).parameters())
 
 
 def describe(spec: ModelSpec) -> dict[str, Any]:
-    """One registry entry as plain data."""
-    params = {s: sum(p.numel() for p in spec.build(s).parameters()) for s in spec.scales} if spec.learned else {}
+    """One registry entry as plain data: ``params`` of the registry's (the paper's) network, ``weights_params``
+    of the network each shipped file holds (its own options: csd ships a smaller student)."""
+    params = {s: _count(spec, s) for s in spec.scales} if spec.learned else {}
+    shipped = {s: read_metadata(path).get("options") or {} for s in spec.scales
+               if spec.learned and (path := shipped_weights(spec, s)).is_file()}
     return {
         "name": spec.name,
         "summary": spec.summary,
@@ -23,6 +31,7 @@ def describe(spec: ModelSpec) -> dict[str, Any]:
         "learned": spec.learned,
         "params": params,
         "paper_params": spec.paper_params,
+        "weights_params": {s: _count(spec, s, **opts) if opts else params[s] for s, opts in shipped.items()},
         "weights": {s: shipped_weights(spec, s).is_file() for s in spec.scales} if spec.learned
         else {s: True for s in spec.scales},
         "discriminator": spec.discriminator is not None,
@@ -30,7 +39,8 @@ def describe(spec: ModelSpec) -> dict[str, Any]:
 
 
 def models(json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False) -> None:
-    """List every model: scales, colour space, overlap, parameters, and which scales have shipped weights."""
+    """List every model: scales, colour space, overlap, parameters (of the shipped network where weights ship),
+    and which scales have shipped weights."""
     def body() -> None:
         rows = [describe(spec) for spec in MODELS.values()]
         if json_out:
@@ -41,8 +51,8 @@ def models(json_out: Annotated[bool, typer.Option("--json", help="Print JSON ins
             table.add_column(col)
         for r in rows:
             scales = " ".join(f"x{s}{'*' if r['weights'][s] else ''}" for s in r["scales"])
-            params = "-" if not r["params"] else f"{max(r['params'].values()) / 1e6:.3g}M" \
-                if max(r["params"].values()) >= 1e5 else f"{max(r['params'].values()):,}"
+            count = max((r["weights_params"] or r["params"] or {0: 0}).values())
+            params = "-" if not count else f"{count / 1e6:.3g}M" if count >= 1e5 else f"{count:,}"
             table.add_row(r["name"], scales, r["space"], str(r["overlap"]), params, r["summary"])
         out_console.print(table)
 
