@@ -187,7 +187,8 @@ def _basicsr_edsr(state: State) -> Found:
 def _msrresnet(state: State) -> Found:
     """BasicSR MSRResNet: conv_first, body.N.conv{1,2}, upconv1[, upconv2], conv_hr, conv_last (its own names,
     on [0, 1]); srtool's srresnet with variant ``basicsr``."""
-    if not {"conv_first.weight", "body.0.conv1.weight", "upconv1.weight", "conv_hr.weight"} <= state.keys():
+    if not {"conv_first.weight", "body.0.conv1.weight", "upconv1.weight", "conv_hr.weight",
+            "conv_last.weight"} <= state.keys():
         return None
     layout = "BasicSR MSRResNet"
     n_blocks, n_feats = _edsr_options(state, "conv_first.weight", "body.{}.conv1.weight")

@@ -120,3 +120,4 @@ def test_models_lists_every_architecture_with_json() -> None:
     assert rows["srresnet"]["discriminator"] and rows["esrgan"]["discriminator"]
     code, out, _ = srtool("models")
     assert code == 0 and "edsr-large" in out
+    assert "0.168M" in out and "2.74M" not in out  # csd's row: the shipped student (x3), not the registry network

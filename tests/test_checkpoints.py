@@ -480,8 +480,13 @@ def test_msrresnet_upscales_tiled_and_fine_tunes_as_itself(tmp_path: Path) -> No
                           "--val-every", "1", "--workers", "0", "--device", "cpu", "-o", str(run))
     assert code == 0, err
     assert f"--init: copied {len(ref.state_dict())} of {len(ref.state_dict())} tensors" in err
+    assert "into its network (variant basicsr, n_blocks 2, n_feats 8)" in err
     assert held_model(run / "best.safetensors") == ("srresnet", 4)
     assert load_state(run / "best.safetensors")[1]["options"] == {"variant": "basicsr", "n_blocks": 2, "n_feats": 8}
+    code, _, err = srtool("train", "-m", "edsr", "-s", "4", "-d", str(data), "--init", str(tmp_path / "MSRResNet_x4.pth"),
+                          "--steps", "1", "--patch", "8", "--workers", "0", "-o", str(tmp_path / "run2"))
+    assert code == 4 and "no tensor fits edsr x4" in err
+    assert not (tmp_path / "run2").exists()  # a file that fits nothing leaves no run folder behind
 
 
 # ------------------------------------------------------------------ full-size layouts: names and shapes, not run
@@ -530,6 +535,8 @@ FULL = {
                        {"num_block": 23, "num_feat": 64, "num_grow_ch": 32}),
     "RRDB_ESRGAN_x4_old_arch": (lambda: _old_names(_esrgan_x4(), 2), "esrgan", 4,
                                 {"num_block": 23, "num_feat": 64, "num_grow_ch": 32}),
+    "MSRResNet_x4": (lambda: _meta(lambda: RefMSRResNet(4, 16, 64)), "srresnet", 4,
+                     {"variant": "basicsr", "n_blocks": 16, "n_feats": 64}),
 }
 
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from sr_cli.models import (CSDEDSR, EDSR, ESPCN, FSRCNN, MDSR, SRCNN, RRDBNet, SRGANDiscriminator, SRResNet,
-                           VGGStyleDiscriminator, slice_state_dict)
+from sr_cli.models import (CSDEDSR, EDSR, ESPCN, FSRCNN, MDSR, SRCNN, MSRResNet, RRDBNet, SRGANDiscriminator,
+                           SRResNet, VGGStyleDiscriminator, slice_state_dict)
 
 SCALES = (2, 3, 4)
 
@@ -24,6 +24,7 @@ SMALL: dict[str, tuple[Callable[[int], nn.Module], int]] = {
     "mdsr": (lambda s: _mdsr(s, n_blocks=2, n_feats=16), 3),
     "csd": (lambda s: CSDEDSR(s, n_blocks=2, n_feats=16), 3),
     "rrdbnet": (lambda s: RRDBNet(s, num_feat=8, num_block=1, num_grow_ch=4), 3),
+    "msrresnet": (lambda s: MSRResNet(s, n_feats=8, n_blocks=2), 3),
 }
 
 
@@ -345,6 +346,7 @@ RADIUS_CASES: dict[str, Callable[[int], int]] = {
     "mdsr": lambda s: MDSR.receptive_radius(s, n_blocks=2),
     "csd": lambda s: CSDEDSR.receptive_radius(s, n_blocks=2),
     "rrdbnet": lambda s: RRDBNet.receptive_radius(s, num_block=1),
+    "msrresnet": lambda s: MSRResNet.receptive_radius(s, n_blocks=2),
 }
 
 

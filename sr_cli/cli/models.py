@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from sr_cli.cli.common import out_console, print_json, run_command
+from sr_cli.errors import WeightsError
 from sr_cli.registry import MODELS, ModelSpec, shipped_weights
 from sr_cli.weights import read_metadata
 
@@ -16,11 +18,19 @@ def _count(spec: ModelSpec, scale: int, **options: Any) -> int:
     return sum(p.numel() for p in spec.build(scale, **options).parameters())
 
 
+def _options(path: Path) -> dict[str, Any]:
+    """A shipped file's network options ({} when unreadable: using it then says what is wrong)."""
+    try:
+        return read_metadata(path).get("options") or {}
+    except WeightsError:
+        return {}
+
+
 def describe(spec: ModelSpec) -> dict[str, Any]:
     """One registry entry as plain data: ``params`` of the registry's (the paper's) network, ``weights_params``
     of the network each shipped file holds (its own options: csd ships a smaller student)."""
     params = {s: _count(spec, s) for s in spec.scales} if spec.learned else {}
-    shipped = {s: read_metadata(path).get("options") or {} for s in spec.scales
+    shipped = {s: _options(path) for s in spec.scales
                if spec.learned and (path := shipped_weights(spec, s)).is_file()}
     return {
         "name": spec.name,
@@ -46,7 +56,8 @@ def models(json_out: Annotated[bool, typer.Option("--json", help="Print JSON ins
         if json_out:
             print_json(rows)
             return
-        table = Table(title="srtool models")
+        table = Table(title="srtool models", caption="params: of the shipped network where weights ship, else of "
+                      "the registry's (the paper's)")
         for col in ("model", "scales (* = weights)", "space", "overlap", "params", "description"):
             table.add_column(col)
         for r in rows:

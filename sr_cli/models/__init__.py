@@ -9,5 +9,5 @@ from sr_cli.models.rrdbnet import RRDBNet, VGGStyleDiscriminator
 from sr_cli.models.srcnn import SRCNN
 from sr_cli.models.srresnet import SRGANDiscriminator, SRResNet
 
-__all__ = ["CSDEDSR", "EDSR", "ESPCN", "FSRCNN", "MDSR", "MSRResNet", "RRDBNet", "SRCNN", "SRGANDiscriminator", "SRResNet",
-           "VGGStyleDiscriminator", "slice_state_dict"]
+__all__ = ["CSDEDSR", "EDSR", "ESPCN", "FSRCNN", "MDSR", "MSRResNet", "RRDBNet", "SRCNN", "SRGANDiscriminator",
+           "SRResNet", "VGGStyleDiscriminator", "slice_state_dict"]

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sr_cli.models.blocks import check_scale, conv, stage_factors, upsampling_radius
+from sr_cli.models.blocks import check_scale, conv, scaled_kaiming_, stage_factors, upsampling_radius
 
 
 class _ResBlockNoBN(nn.Module):
@@ -42,6 +42,7 @@ class MSRResNet(nn.Module):
             self.add_module(f"upconv{i}", conv(n_feats, n_feats * f * f, 3))
         self.conv_hr = conv(n_feats, n_feats, 3)
         self.conv_last = conv(n_feats, num_channels, 3)
+        scaled_kaiming_([m for m in self.modules() if isinstance(m, nn.Conv2d)], 0.1)  # BasicSR's init
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.body(F.leaky_relu(self.conv_first(x), 0.1))

@@ -20,12 +20,12 @@ finishes the current step, writes a checkpoint and returns ``status == "interrup
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import random
 import signal
 import time
 from collections.abc import Iterator
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -129,6 +129,17 @@ def copy_matching(model: nn.Module, state: dict[str, Tensor]) -> tuple[int, list
     return len(fits), skipped
 
 
+INIT_SHAPE_OPTIONS = ("variant", "n_blocks", "n_feats", "num_block", "num_feat", "num_grow_ch")
+
+
+def _init_shape(meta: dict[str, Any], model: str) -> dict[str, Any]:
+    """The network-shape options of an ``--init`` file holding ``model`` itself (none for another model, and
+    never csd's width or slicing, which the run sets)."""
+    if meta.get("architecture") != model:
+        return {}
+    return {k: v for k, v in (meta.get("options") or {}).items() if k in INIT_SHAPE_OPTIONS}
+
+
 def resume_config(run_dir: Path, overrides: dict[str, Any], model: str | None = None,
                   scale: int | None = None, config_cls: type[TrainConfig] = TrainConfig) -> TrainConfig:
     """The config of the run in ``run_dir`` with ``overrides``; a ``model``/``scale`` other than the run's, or a
@@ -158,9 +169,9 @@ class Trainer:
         if not self.spec.learned:
             raise UsageError(f"{self.spec.name} has no weights to train: choose a learned model")
         init = load_state(config.init) if config.init and not resume else None
-        if init is not None and init[1].get("architecture") == self.spec.name and init[1].get("options"):
-            # the --init file's network shape (a BasicSR MSRResNet fine-tunes as one); options given win
-            config = dataclasses.replace(config, model_options={**init[1]["options"], **config.model_options})
+        shape = _init_shape(init[1], self.spec.name) if init is not None else {}
+        if shape:  # the --init file's network shape (a BasicSR MSRResNet fine-tunes as one); options given win
+            config = dataclasses.replace(config, model_options={**shape, **config.model_options})
         self.config = config
         self.terms = parse_loss(config.loss)
         self.device = self._setup_device(local_rank)
@@ -183,6 +194,8 @@ class Trainer:
         self.val_images = self.val_sets.get(config.scale, [])
         torch.manual_seed(config.seed)
         self.model = self.build_model()
+        if init is not None:  # before the run folder: a file that fits nothing leaves none behind
+            self._init_from(config.init, init[0], shape)
         self.criterion = self._build_criterion()
         self.optimizer = build_optimizer(self.model.parameters(), config, config.lr)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_factor(config))
@@ -204,8 +217,6 @@ class Trainer:
         self._plotted, self._warned_plots = time.monotonic(), False
         if checkpoint is not None:
             self._restore(checkpoint)
-        elif init is not None:
-            self._init_from(config.init, init[0])
         self.net = self._wrap(self.model)
         self.critic = self._wrap(self.adversarial.discriminator) if self.adversarial is not None else None
         self.log = runs.MetricsLog(self.run_dir, self.log_columns(), self.step if resume else None) \
@@ -273,13 +284,13 @@ class Trainer:
         return DistributedDataParallel(module, device_ids=[self.device.index] if self.device.type == "cuda" else None,
                                        find_unused_parameters=self.spec.multi_scale)  # the idle scales' branches
 
-    def _init_from(self, path: str, state: dict[str, Tensor]) -> None:
+    def _init_from(self, path: str, state: dict[str, Tensor], shape: dict[str, Any]) -> None:
         copied, skipped = copy_matching(self.model, state)
         if copied == 0:
             raise WeightsError(f"--init {path}: no tensor fits {self.spec.name} x{self.scale} (names or shapes differ)")
-        if self.ema is not None:
-            self.ema.module.load_state_dict(self.model.state_dict())
         message = f"--init: copied {copied} of {copied + len(skipped)} tensors from {path}"
+        if shape:
+            message += " into its network (" + ", ".join(f"{k} {v}" for k, v in shape.items()) + ")"
         self.reporter.note(message + (f"; not copied: {', '.join(skipped)}" if skipped else ""))
 
     # -------------------------------------------------------------------------------------- checkpoints
