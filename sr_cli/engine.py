@@ -87,8 +87,10 @@ class Engine:
         self._fp32_on_device: nn.Module | None = self._model if self.dtype == torch.float32 else None
         self.redone_tiles = 0
 
-    def auto_tile(self, channels: int) -> int:
-        """A tile size that fits in a quarter of the free memory of the device (a heuristic, then OOM halving)."""
+    def auto_tile(self, channels: int) -> tuple[int, int]:
+        """A tile size, and how many windows to batch, that fit in a quarter of the free memory of the device (a
+        heuristic, then OOM halving). The batch shrinks before the tile: a window that is mostly overlap (a deep
+        model's wide receptive field) wastes compute."""
         if self.device.type == "cuda":
             free, _ = torch.cuda.mem_get_info(self.device)
         else:
@@ -97,18 +99,17 @@ class Engine:
             except (ValueError, OSError):
                 free = 2 << 30
         width = max((p.shape[0] for p in self._model.parameters() if p.dim() == 4), default=channels)
-        bytes_per_lr_px = 4 * (4 * width + 2 * channels * self.scale**2) * max(self.batch_size, 1)
-        side = int(math.sqrt(free / 4 / bytes_per_lr_px)) - 2 * self.overlap
+        budget = free / 4 / (4 * (4 * width + 2 * channels * self.scale**2))  # LR pixels of windows in flight
         limit = CPU_MAX_AUTO_TILE if self.device.type == "cpu" else 2048
-        return max(MIN_TILE * 4, min(side, limit))
+        tile = max(MIN_TILE * 4, min(int(math.sqrt(budget)) - 2 * self.overlap, limit))
+        return tile, max(1, min(self.batch_size, int(budget // (tile + 2 * self.overlap) ** 2)))
 
     @torch.inference_mode()
     def run(self, x: torch.Tensor, progress: Progress | None = None) -> torch.Tensor:
         """Upscale ``x`` (N, C, H, W) float32 on the host; returns (N, C, sH, sW) float32 on the host."""
         if x.dim() != 4:
             raise ValueError(f"expected an (N, C, H, W) tensor, got shape {tuple(x.shape)}")
-        tile = self.tile if self.tile is not None else self.auto_tile(x.shape[1])
-        batch = self.batch_size
+        tile, batch = (self.tile, self.batch_size) if self.tile is not None else self.auto_tile(x.shape[1])
         while True:
             try:
                 return self._run_tiled(x, tile, batch, progress)
@@ -132,10 +133,10 @@ class Engine:
         n, c, h, w = x.shape
         s = self.scale
         out = torch.empty((n, c, h * s, w * s), dtype=torch.float32)
-        if tile <= 0 or (tile >= h and tile >= w):
-            tile = max(h, w)
-        rows, cols = _spans(h, tile, self.overlap), _spans(w, tile, self.overlap)
-        wh, ww = min(tile + 2 * self.overlap, h), min(tile + 2 * self.overlap, w)
+        # one window along an axis that a window would span anyway (the same memory, none of the repeated work)
+        th, tw = (n if tile <= 0 or tile + 2 * self.overlap >= n else tile for n in (h, w))
+        rows, cols = _spans(h, th, self.overlap), _spans(w, tw, self.overlap)
+        wh, ww = min(th + 2 * self.overlap, h), min(tw + 2 * self.overlap, w)
         jobs = [(i, r, c_) for i in range(n) for r in rows for c_ in cols]
         for first in range(0, len(jobs), batch):
             chunk = jobs[first:first + batch]

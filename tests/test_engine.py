@@ -173,3 +173,27 @@ def test_basicsr_srresnet_variant_tiles_exactly_within_its_overlap(scale: int) -
     model(probe)[0, :, centre, centre].sum().backward()
     rows = torch.nonzero(probe.grad[0].abs().sum(0).sum(1)).flatten()
     assert max(centre // scale - rows.min().item(), rows.max().item() - centre // scale) <= overlap
+
+
+def test_a_window_that_spans_an_axis_runs_once_along_it() -> None:
+    """Tile 16 with overlap 40: each window would span the whole height, so the rows are not repeated."""
+    model, _ = _model("edsr", 2)
+    cpu = torch.device("cpu")
+    for width, jobs in ((50, 1), (200, 13)):  # 16 + 2·40 ≥ 30 rows (and 50 columns); 200 columns: 13 cores
+        x = _image(3, 30, width)
+        totals = []
+        out = Engine(model, 2, 40, cpu, tile=16).run(x, progress=lambda done, total: totals.append(total))
+        assert set(totals) == {jobs}
+        assert (out - Engine(model, 2, 40, cpu, tile=0).run(x)).abs().max().item() < 1e-4
+
+
+def test_auto_tile_shrinks_the_batch_before_the_tile(monkeypatch: pytest.MonkeyPatch) -> None:
+    """MDSR-like: 576-channel convolution, overlap 176, 20 GiB free. Windows must not be mostly overlap."""
+    import sr_cli.engine as engine_module
+
+    pages = {"SC_AVPHYS_PAGES": 20 * 2**30 // 4096, "SC_PAGE_SIZE": 4096}
+    monkeypatch.setattr(engine_module.os, "sysconf", lambda name: pages[name])
+    engine = Engine(nn.Conv2d(3, 576, 1), 2, 176, torch.device("cpu"), batch_size=4)
+    tile, batch = engine.auto_tile(3)
+    assert tile >= 2 * 176 and batch == 1  # was a 64-pixel tile in 416-pixel windows, 4 at a time
+    assert Engine(nn.Conv2d(3, 12, 1), 2, 4, torch.device("cpu"), batch_size=4).auto_tile(3) == (512, 4)
