@@ -47,7 +47,8 @@ def upscale(
     precision: PrecisionOpt = "auto",
     tile: TileOpt = "auto",
     ensemble: Annotated[bool, typer.Option("--ensemble", help="x8 flip/transpose self-ensemble (EDSR+).")] = False,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Tiles per forward pass.", min=1)] = 4,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Tiles per forward pass (at most: --tile auto "
+                                            "batches fewer when memory is short).", min=1)] = 4,
     max_pixels: Annotated[int, typer.Option("--max-pixels", help="Refuse inputs with more pixels than this.",
                                             min=1)] = DEFAULT_MAX_PIXELS,
     example: Annotated[bool, typer.Option("--example", help="Upscale the embedded example picture "
