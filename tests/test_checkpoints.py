@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
 import subprocess
 from dataclasses import dataclass
@@ -653,3 +654,11 @@ def test_video_uses_the_model_and_scale_the_file_holds(tmp_path: Path) -> None:
     assert code == 0, err
     report = json.loads(out)
     assert report["output"].endswith("c_edsr_x3.mkv") and report["output_size"] == "48x36" and report["frames"] == 2
+
+
+def test_written_weights_get_the_usual_permissions(tmp_path: Path) -> None:
+    """safetensors makes its own file (0600): the atomic write still leaves 0666 less the umask, as open() would."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    path = save_weights(tmp_path / "w.safetensors", {"a": torch.zeros(2)}, {"architecture": "edsr"})
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = [(spec.name, s) for spec in MODELS.values() if spec.learned for s in spec.scales
            if shipped_weights(spec, s).is_file()]
 # What this release ships (the README and the model card say so): a file lost from the package fails here.
-RELEASED = {(m, s) for m in ("srcnn", "fsrcnn", "espcn", "edsr", "srresnet", "csd") for s in (2, 3, 4)}
+RELEASED = {(m, s) for m in ("srcnn", "fsrcnn", "espcn", "edsr", "srresnet", "mdsr", "csd") for s in (2, 3, 4)}
 BICUBIC_SET5 = {2: 33.6734, 3: 30.4033, 4: 28.4290}  # REFERENCE §2
 REQUIRED = {"architecture", "scale", "options", "steps", "data", "training_command", "train_seconds", "device",
             "storage", "bench", "srtool_version"}
