@@ -136,6 +136,17 @@ def ship(run: Path, weights_name: str) -> None:
               + "; bicubic " + ", ".join(f"{d} {base[s, d]['psnr']:.4f}" for d in DATASETS))
 
 
+def steps_cell(meta: dict[str, Any]) -> str:
+    """This run's steps, after the steps of the weights it started from when those were the same architecture
+    (``2,000 + 1,200``: x3 from x2, or a fine-tune at a new learning rate)."""
+    steps, init = meta.get("steps"), meta.get("init") or {}
+    if not isinstance(steps, int):
+        return "?"
+    if init.get("architecture") == meta.get("architecture") and isinstance(init.get("steps"), int):
+        return f"{init['steps']:,} + {steps:,}"
+    return f"{steps:,}"
+
+
 def card() -> None:
     """Bench every shipped file as users get it and write ``weights/README.md``."""
     from sr_cli.registry import MODELS
@@ -156,8 +167,7 @@ def card() -> None:
                          f"{res['set14']['psnr']:.2f} / {res['set14']['ssim']:.4f}",
                          f"{base['set5']['psnr']:.2f} / {base['set14']['psnr']:.2f}",
                          f"{1000 / res['set14']['megapixels_per_second']:.0f}",
-                         meta.get("storage", "?"), f"{meta.get('steps', '?'):,}" if isinstance(meta.get("steps"), int)
-                         else "?", f"{meta.get('train_seconds', 0) / 60:.0f} min", status])
+                         meta.get("storage", "?"), steps_cell(meta), f"{meta.get('train_seconds', 0) / 60:.0f} min", status])
             init = meta.get("init")
             start = (f"; started from {init.get('architecture', '?')} x{init.get('scale', '?')} weights at step "
                      f"{init.get('steps', '?')} (Set5 {init.get('val_psnr') or float('nan'):.2f} dB, `{init['file']}`)"
@@ -183,7 +193,9 @@ def card() -> None:
         "`srtool bench -d set5 -d set14 -m MODEL -s SCALE --json` run on the shipped files; do not edit by hand.",
         "",
         "PSNR/SSIM: Y channel (BT.601), `scale` pixels shaved, as in REFERENCE §1. ms per MP: output megapixels, "
-        f"Set14 through the engine on {cpu}, fp32. Train time: the logged steps' wall time, validation included.",
+        f"Set14 through the engine on {cpu}, fp32. Steps `A + B`: B steps "
+        "started from weights trained A steps (the training commands below say which). Train time: this run's logged "
+        "steps' wall time, validation included.",
         "",
         *table,
         "",
