@@ -69,11 +69,13 @@ def train_seconds(run: Path) -> float:
 
 
 def init_record(path: Path) -> dict[str, Any]:
-    """What a fine-tuned run started from (``--init``): the file and its own metadata."""
+    """What a fine-tuned run started from (``--init``): the file and its own metadata, with the command that
+    trained it (so a chain of runs stays reproducible once the run folders are gone)."""
     from sr_cli.weights import read_metadata
 
     meta = read_metadata(path) if path.suffix == ".safetensors" and path.is_file() else {}
-    return {"file": str(path), **{k: meta[k] for k in ("architecture", "scale", "steps", "val_psnr") if k in meta}}
+    record = {k: meta[k] for k in ("architecture", "scale", "steps", "val_psnr", "command") if k in meta}
+    return {"file": str(path), **record}
 
 
 def device_label(config: dict[str, Any]) -> str:
@@ -170,8 +172,8 @@ def card() -> None:
                          meta.get("storage", "?"), steps_cell(meta), f"{meta.get('train_seconds', 0) / 60:.0f} min", status])
             init = meta.get("init")
             start = (f"; started from {init.get('architecture', '?')} x{init.get('scale', '?')} weights at step "
-                     f"{init.get('steps', '?')} (Set5 {init.get('val_psnr') or float('nan'):.2f} dB, `{init['file']}`)"
-                     if init else "")
+                     f"{init.get('steps', '?')} (Set5 {init.get('val_psnr') or float('nan'):.2f} dB, `{init['file']}`"
+                     + (f", trained by `{init['command']}`" if init.get("command") else "") + ")" if init else "")
             opts = f" (network options {json.dumps(meta['options'])})" if meta.get("options") else ""
             if any(f"`{path.name}`" in n for n in notes):
                 continue  # a multi-scale file: one training command for its rows
