@@ -134,7 +134,7 @@ class Engine:
         s = self.scale
         out = torch.empty((n, c, h * s, w * s), dtype=torch.float32)
         # one window along an axis that a window would span anyway (the same memory, none of the repeated work)
-        th, tw = (n if tile <= 0 or tile + 2 * self.overlap >= n else tile for n in (h, w))
+        th, tw = (length if tile <= 0 or tile + 2 * self.overlap >= length else tile for length in (h, w))
         rows, cols = _spans(h, th, self.overlap), _spans(w, tw, self.overlap)
         wh, ww = min(th + 2 * self.overlap, h), min(tw + 2 * self.overlap, w)
         jobs = [(i, r, c_) for i in range(n) for r in rows for c_ in cols]

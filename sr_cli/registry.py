@@ -79,7 +79,6 @@ def _srresnet(scale: int, variant: str = "paper", **options: Any) -> nn.Module:
     """The paper's SRResNet, or with ``variant="basicsr"`` BasicSR's MSRResNet (no batch norm; what its
     checkpoints hold)."""
     if variant == "basicsr":
-        options.pop("bn", None)  # MSRResNet has no batch norm to switch
         return m.MSRResNet(scale, **options)
     if variant != "paper":
         raise UsageError(f"unknown srresnet variant {variant!r}: paper or basicsr")
@@ -125,8 +124,9 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec("espcn", "ESPCN on Y, sub-pixel convolution (Shi 2016)", lambda s, **k: m.ESPCN(s, **k), "y",
                   _const(6), paper_params={2: 21284, 3: 22729, 4: 24752}),
         ModelSpec("srresnet", "SRResNet, 16 residual blocks, batch norm switchable (Ledig 2017)",
-                  _srresnet, "rgb", lambda n_blocks=16, variant="paper", **_: 2 * n_blocks + (12 if variant == "paper" else 5),
-                  paper_params={4: 1_500_000}, paper_params_tolerance=0.05, options={"bn": True},
+                  _srresnet, "rgb",
+                  lambda n_blocks=16, variant="paper", **_: 2 * n_blocks + (12 if variant == "paper" else 5),
+                  paper_params={4: 1_500_000}, paper_params_tolerance=0.05,
                   discriminator=lambda: m.SRGANDiscriminator()),
         ModelSpec("edsr", "EDSR baseline, 16 blocks x 64 features (Lim 2017)",
                   lambda s, **k: m.EDSR(s, **k), "rgb", lambda n_blocks=16, **_: 2 * n_blocks + 8,

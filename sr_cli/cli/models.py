@@ -42,8 +42,7 @@ def describe(spec: ModelSpec) -> dict[str, Any]:
         "params": params,
         "paper_params": spec.paper_params,
         "weights_params": {s: _count(spec, s, **opts) if opts else params[s] for s, opts in shipped.items()},
-        "weights": {s: shipped_weights(spec, s).is_file() for s in spec.scales} if spec.learned
-        else {s: True for s in spec.scales},
+        "weights": {s: not spec.learned or s in shipped for s in spec.scales},
         "discriminator": spec.discriminator is not None,
     }
 

@@ -168,8 +168,8 @@ class Trainer:
         self.spec.check_scale(config.scale)
         if not self.spec.learned:
             raise UsageError(f"{self.spec.name} has no weights to train: choose a learned model")
-        init = load_state(config.init) if config.init and not resume else None
-        shape = _init_shape(init[1], self.spec.name) if init is not None else {}
+        init_state, init_meta = load_state(config.init) if config.init and not resume else (None, {})
+        shape = _init_shape(init_meta, self.spec.name)
         if shape:  # the --init file's network shape (a BasicSR MSRResNet fine-tunes as one); options given win
             config = dataclasses.replace(config, model_options={**shape, **config.model_options})
         self.config = config
@@ -194,8 +194,8 @@ class Trainer:
         self.val_images = self.val_sets.get(config.scale, [])
         torch.manual_seed(config.seed)
         self.model = self.build_model()
-        if init is not None:  # before the run folder: a file that fits nothing leaves none behind
-            self._init_from(config.init, init[0], shape)
+        if init_state is not None:  # before the run folder: a file that fits nothing leaves none behind
+            self._init_from(config.init, init_state, shape)
         self.criterion = self._build_criterion()
         self.optimizer = build_optimizer(self.model.parameters(), config, config.lr)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_factor(config))
