@@ -23,7 +23,7 @@ import torch
 from sr_cli.device import precision_name
 from sr_cli.train.config import TrainConfig
 from sr_cli.train.loop import Trainer
-from sr_cli.train.optim import cpu_has_native_bf16
+from sr_cli.device import cpu_has_native_bf16
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "train"
 

@@ -53,9 +53,11 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--bf16", action="store_true", help="also time bf16 (when auto is fp32)")
     args = ap.parse_args()
-    from sr_cli.device import CPU_AUTO_DTYPE, precision_name
+    import torch
 
-    auto = precision_name(CPU_AUTO_DTYPE)
+    from sr_cli.device import precision_name, select_precision
+
+    auto = precision_name(select_precision("auto", torch.device("cpu")))
     configs = [("untiled", 0, "fp32"), ("tiled", args.tile, "fp32")]
     if auto != "fp32" or args.bf16:
         configs.append(("tiled", args.tile, "bf16"))

@@ -81,7 +81,7 @@ def prepare_folder(folder: Path) -> None:
 
 def upscale_file(upscaler: Upscaler, job: Job, *, overwrite: bool, max_pixels: int,
                  progress: Progress | None = None) -> Picture:
-    """Read, upscale and atomically write one image; returns the written picture."""
+    """Read, upscale and atomically write one image; returns the written picture (with the notes of the read)."""
     if job.target.exists() and not overwrite:
         raise OutputError(f"{job.target} exists: pass --overwrite to replace it or --skip-existing to keep it")
     prepare_folder(job.target.parent)
@@ -91,6 +91,7 @@ def upscale_file(upscaler: Upscaler, job: Job, *, overwrite: bool, max_pixels: i
         raise InputError(f"{job.source}: image has zero size")
     upscaler.set_levels(65535 if picture.bit_depth == 16 else 255)
     result = upscaler.upscale_float(picture.to_float(), progress)
-    out = Picture.from_float(result, picture.bit_depth, picture.icc, picture.exif, picture.source_format)
+    out = Picture.from_float(result, picture.bit_depth, picture.icc, picture.exif, picture.source_format,
+                             picture.notes)
     write_image(out, job.target, overwrite=overwrite)
     return out

@@ -8,11 +8,13 @@ that is recognised but that srtool cannot run exactly is a WeightsError saying w
 - EDSR-PyTorch (``src/model/edsr.py``, ``mdsr.py``, ``common.py``) EDSR and MDSR, and the official CSD code's
   width-switchable EDSR (``model/edsr.py``): srtool's EDSR, MDSR and CSDEDSR use their names already.
 - BasicSR EDSR (``basicsr/archs/edsr_arch.py``): renamed to EDSR-PyTorch's names.
-- BasicSR / Real-ESRGAN RRDBNet (``basicsr/archs/rrdbnet_arch.py``): srtool's names; x4 only.
+- BasicSR / Real-ESRGAN RRDBNet (``basicsr/archs/rrdbnet_arch.py``): srtool's names; x4, and x2, which
+  pixel-unshuffles its input by 2 first (srtool's esrgan with ``unshuffle`` 2); x1 (unshuffle 4) is refused.
 - ESRGAN (``xinntao/ESRGAN`` ``RRDBNet_arch.py``, BSRGAN's x2/x4 variant) ``RRDB_trunk`` names, and the older
   sequential ``model.N`` layout of ``RRDB_ESRGAN_x4_old_arch.pth``: renamed to srtool's.
 - BasicSR MSRResNet (``basicsr/archs/srresnet_arch.py``): srtool's srresnet with variant ``basicsr``, its names.
-- BasicSR's pixel-unshuffle RRDBNet (x2, x1) is recognised and refused.
+- Real-ESRGAN SRVGGNetCompact (``realesrgan/archs/srvgg_arch.py``, the PReLU models ``realesr-general-x4v3``,
+  ``realesr-animevideov3``): srtool's compact, its names.
 
 Range: EDSR-PyTorch and CSD train on [0, rgb_range] (255; read from the mean shift's bias), BasicSR's EDSR scales
 ``(x - mean)`` by ``img_range`` 255 inside the network; srtool runs on [0, 1]. These networks are convolutions,
@@ -199,27 +201,30 @@ def _msrresnet(state: State) -> Found:
                         f"{layout} {n_blocks}x{n_feats} x{scale}")
 
 
-def _rrdb_info(state: State, scale: int, layout: str) -> Info:
-    """Options of an RRDBNet state dict in srtool's names."""
+def _rrdb_info(state: State, scale: int, layout: str, unshuffle: int = 1) -> Info:
+    """Options of an RRDBNet state dict in srtool's names (``unshuffle``: its input's pixel-unshuffle factor)."""
     num_block, num_feat = _edsr_options(state, "conv_first.weight", "body.{}.rdb1.conv1.weight")
-    _check_rgb(layout, state["conv_first.weight"].shape[1], state["conv_last.weight"].shape[0])
+    _check_rgb(layout, state["conv_first.weight"].shape[1] // unshuffle**2, state["conv_last.weight"].shape[0])
     grow = state["body.0.rdb1.conv1.weight"].shape[0]
-    return _info("esrgan", scale, {"num_block": num_block, "num_feat": num_feat, "num_grow_ch": grow},
-                 f"{layout} {num_block}x{num_feat} (growth {grow}) x{scale}")
+    options = {"num_block": num_block, "num_feat": num_feat, "num_grow_ch": grow}
+    shuffled = {"unshuffle": unshuffle} if unshuffle > 1 else {}
+    return _info("esrgan", scale, {**options, **shuffled}, f"{layout} {num_block}x{num_feat} (growth {grow}) x{scale}"
+                 + (f", pixel-unshuffle {unshuffle}" if shuffled else ""))
 
 
 def _basicsr_rrdb(state: State) -> Found:
-    """BasicSR RRDBNet (always two nearest ×2 stages; x2/x1 models pixel-unshuffle their input first)."""
+    """BasicSR RRDBNet: always two nearest ×2 stages; x2 and x1 models pixel-unshuffle their input by 2 and 4
+    first, which conv_first's input channels (4 and 16 per colour) tell."""
     if not {"conv_first.weight", "body.0.rdb1.conv1.weight", "conv_body.weight", "conv_up2.weight",
             "conv_last.weight"} <= state.keys():
         return None  # without conv_up2 it is srtool's own x2/x3 layout, whose scale the tensors do not tell
     layout = "BasicSR RRDBNet"
     in_ch, out_ch = state["conv_first.weight"].shape[1], state["conv_last.weight"].shape[0]
-    if in_ch in (4 * out_ch, 16 * out_ch):
-        scale = 2 if in_ch == 4 * out_ch else 1
-        raise WeightsError(f"{layout} x{scale} (pixel-unshuffle input: conv_first takes {in_ch} channels) is not "
-                           "supported: srtool's esrgan upsamples its RGB input directly")
-    return state, _rrdb_info(state, 4, layout)
+    if in_ch == 16 * out_ch:
+        raise WeightsError(f"{layout} x1 (pixel-unshuffle input: conv_first takes {in_ch} channels) is not "
+                           "supported: srtool upscales x2, x3 or x4")
+    unshuffle = 2 if in_ch == 4 * out_ch else 1
+    return state, _rrdb_info(state, 4 // unshuffle, layout, unshuffle)
 
 
 def _esrgan(state: State) -> Found:
@@ -262,8 +267,31 @@ def _esrgan_old(state: State) -> Found:
     return state, _rrdb_info(state, 4 if stages == 2 else 2, layout)
 
 
+def _compact(state: State) -> Found:
+    """Real-ESRGAN SRVGGNetCompact: only ``body.N`` tensors, conv (even N) and PReLU (odd N) in turn, the last conv
+    to ``3·scale²`` channels for the pixel shuffle (its own names)."""
+    if "body.0.weight" not in state or not all(re.fullmatch(r"body\.\d+\.(weight|bias)", k) for k in state):
+        return None
+    layout = "Real-ESRGAN SRVGGNetCompact"
+    n = _count(state, "body.{}.weight")
+    want = {f"body.{i}.{kind}" for i in range(n) for kind in (("weight",) if i % 2 else ("weight", "bias"))}
+    if n < 3 or n % 2 == 0 or state.keys() != want or any(
+            state[f"body.{i}.weight"].dim() != (1 if i % 2 else 4) for i in range(n)):
+        raise WeightsError(f"{layout} layout whose body.N tensors are not conv, PReLU, ..., conv: srtool's compact "
+                           "runs the PReLU models (act_type prelu)")
+    num_feat, in_ch = state["body.0.weight"].shape[:2]
+    out = state[f"body.{n - 1}.weight"].shape[0]
+    scales = [s for s in SCALES if out == 3 * s * s]
+    if in_ch != 3 or not scales:
+        raise WeightsError(f"{layout} takes {in_ch} channels and its last convolution gives {out}: srtool runs it on "
+                           "RGB, x2, x3 or x4 (3 in, 12, 27 or 48 out)")
+    num_conv = (n - 3) // 2
+    return state, _info("compact", scales[0], {"num_feat": num_feat, "num_conv": num_conv},
+                        f"{layout} {num_conv}x{num_feat} x{scales[0]}")
+
+
 _LAYOUTS: tuple[Callable[[State], Found], ...] = (
-    _csd, _mdsr, _edsr_pytorch, _basicsr_edsr, _msrresnet, _basicsr_rrdb, _esrgan, _esrgan_old)
+    _csd, _mdsr, _edsr_pytorch, _basicsr_edsr, _msrresnet, _basicsr_rrdb, _esrgan, _esrgan_old, _compact)
 
 
 def convert(state: State) -> Found:

@@ -1,8 +1,10 @@
 """Device and precision choice, shared by every command.
 
 ``auto`` device: CUDA, else MPS, else CPU; the ``SRTOOL_DEVICE`` environment variable sets the default.
-``auto`` precision: fp16 on CUDA (tiles that overflow are redone in fp32 by the engine), fp32 on MPS,
-and on CPU the choice measured in ``benchmarks/upscale.py`` (see ``CPU_AUTO_DTYPE``).
+``auto`` precision, read off the machine at run time: fp16 on CUDA (tiles that overflow are redone in fp32 by the
+engine), fp32 on MPS; on CPU bf16 where the CPU computes bf16 natively (AVX-512 BF16 or AMX-BF16), else fp32 (torch
+emulates bf16 there, 10-100x slower than fp32). bf16 runs in channels_last, as on CUDA: both measured in
+``benchmarks/upscale.py``. Upscaling, video and training share this rule; ``bench`` defaults to fp32.
 """
 
 from __future__ import annotations
@@ -16,8 +18,11 @@ from sr_cli.errors import UsageError
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
-# Measured on this project's CPU (AVX-512 BF16): see README "Precision" and benchmarks/upscale.py.
-CPU_AUTO_DTYPE = torch.float32
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX-BF16)."""
+    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
 
 
 def select_device(name: str | None = None) -> torch.device:
@@ -56,7 +61,7 @@ def select_precision(name: str | None, device: torch.device) -> torch.dtype:
             return torch.float16
         if device.type == "mps":
             return torch.float32
-        return CPU_AUTO_DTYPE
+        return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
     dtype = DTYPES[name]
     if dtype == torch.float16 and device.type == "cpu":
         raise UsageError("fp16 does not run on CPU: use --precision bf16 or fp32")
@@ -70,6 +75,7 @@ def precision_name(dtype: torch.dtype) -> str:
     return {v: k for k, v in DTYPES.items()}[dtype]
 
 
-def use_channels_last(device: torch.device) -> bool:
-    """Whether to run convolutions in channels_last memory format on ``device`` (faster on CUDA tensor cores)."""
-    return device.type == "cuda"
+def use_channels_last(device: torch.device, dtype: torch.dtype) -> bool:
+    """Whether convolutions run in channels_last memory format: on CUDA (tensor cores), and for bf16 on CPU
+    (oneDNN's bf16 kernels want it: 1.3-1.9x over contiguous bf16 for ESPCN and EDSR on AVX-512 BF16)."""
+    return device.type == "cuda" or dtype == torch.bfloat16

@@ -1,6 +1,8 @@
 """Checked, atomic, resumable HTTP downloads (standard library only) with a rich progress bar.
 
-A file is fetched to ``<dest>.part`` and renamed to ``dest`` only after its size and sha256 match.
+A file is fetched to ``<dest>.part`` and renamed to ``dest`` only after its size and sha256 match. The sha256
+may be a prefix (at least 8 hex digits: torch.hub's ``check_hash`` rule for EDSR-PyTorch's file names) and the
+size unknown (``None``: the server's announced length is checked instead).
 An existing ``.part`` is continued with an HTTP Range request; a server that ignores Range is read
 again from the start. A mismatch removes the ``.part``; an interrupted transfer keeps it for resume.
 """
@@ -42,8 +44,8 @@ class Download(NamedTuple):
 
     url: str
     dest: Path
-    sha256: str
-    size: int
+    sha256: str  # full, or a prefix of at least 8 hex digits
+    size: int | None  # None: not known in advance
 
 
 class Unreachable(DownloadError):
@@ -69,7 +71,7 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def download_file(url: str, dest: Path, sha256: str, size: int, *, quiet: bool = False) -> Path:
+def download_file(url: str, dest: Path, sha256: str, size: int | None, *, quiet: bool = False) -> Path:
     """Fetch ``url`` to ``dest`` (checked against ``sha256`` and ``size``) and return ``dest``.
 
     An existing ``dest`` is verified instead of fetched again. Raises DownloadError.
@@ -81,7 +83,8 @@ def download_file(url: str, dest: Path, sha256: str, size: int, *, quiet: bool =
 def download_files(items: Sequence[Download], *, label: str, quiet: bool = False) -> None:
     """Fetch several files in turn under one progress bar of ``label`` (total bytes)."""
     with _progress(quiet) as progress:
-        task = progress.add_task(label, total=sum(item.size for item in items))
+        sizes = [item.size for item in items]
+        task = progress.add_task(label, total=None if None in sizes else sum(s for s in sizes if s is not None))
         for item in items:
             _fetch(item, lambda n: progress.advance(task, n))
 
@@ -108,15 +111,15 @@ def _fetch(item: Download, advance: Callable[[int], None]) -> None:
     dest = item.dest
     if dest.exists():
         _check(dest, item, remove=False)
-        advance(item.size)
+        advance(dest.stat().st_size)
         return
     part = dest.with_name(dest.name + ".part")
     start = part.stat().st_size if part.exists() else 0
-    if start > item.size:
+    if item.size is not None and start > item.size:
         part.unlink()
         start = 0
     advance(start)
-    if start < item.size:
+    if item.size is None or start < item.size:
         _transfer(item, part, start, advance)
     _check(part, item, remove=True)
     os.replace(part, dest)
@@ -145,15 +148,16 @@ def _transfer(item: Download, part: Path, start: int, advance: Callable[[int], N
         if start and response.status != 206:  # Range ignored: the body is the whole file
             advance(-start)
             start = 0
-        problem = _announced_mismatch(item, response, start)
-        if problem:
+        total = _announced_total(response, start)
+        if item.size is not None and total is not None and total != item.size:
             part.unlink(missing_ok=True)
-            raise DownloadError(problem)
-        _stream(item, response, part, start, advance)
+            raise DownloadError(f"size mismatch for {item.dest.name}: expected {item.size} bytes, server has "
+                                f"{total} ({item.url})")
+        _stream(item, response, part, start, item.size if item.size is not None else total, advance)
 
 
-def _announced_mismatch(item: Download, response: http.client.HTTPResponse, start: int) -> str | None:
-    """The problem, if the response's announced length shows the server holds a different file."""
+def _announced_total(response: http.client.HTTPResponse, start: int) -> int | None:
+    """The whole file's length as the response announces it (None when it does not)."""
     total = None
     content_range = response.headers.get("Content-Range", "")
     if response.status == 206 and "/" in content_range:
@@ -161,23 +165,21 @@ def _announced_mismatch(item: Download, response: http.client.HTTPResponse, star
             total = int(content_range.rsplit("/", 1)[1])
     elif response.headers.get("Content-Length", "").isdigit():
         total = start + int(response.headers["Content-Length"])
-    if total is None or total == item.size:
-        return None
-    return f"size mismatch for {item.dest.name}: expected {item.size} bytes, server has {total} ({item.url})"
+    return total
 
 
-def _stream(
-    item: Download, response: http.client.HTTPResponse, part: Path, start: int, advance: Callable[[int], None]
-) -> None:
-    """Copy the response body to ``part`` after its first ``start`` bytes; raise if it ends early."""
+def _stream(item: Download, response: http.client.HTTPResponse, part: Path, start: int, size: int | None,
+            advance: Callable[[int], None]) -> None:
+    """Copy the response body to ``part`` after its first ``start`` bytes; raise if it ends before ``size``
+    (read to the end when the size is not known)."""
     got = start
     part.parent.mkdir(parents=True, exist_ok=True)
     with part.open("r+b" if start else "wb") as f:
         f.truncate(start)
         f.seek(start)
         try:
-            while got <= item.size:
-                block = response.read(min(CHUNK, item.size + 1 - got))
+            while size is None or got <= size:
+                block = response.read(CHUNK if size is None else min(CHUNK, size + 1 - got))
                 if not block:
                     break
                 f.write(block)
@@ -185,7 +187,7 @@ def _stream(
                 advance(len(block))
         except (OSError, http.client.HTTPException) as err:
             raise _interrupted(item, got, err) from None
-    if got < item.size:
+    if size is not None and got < size:
         raise _interrupted(item, got, None)
 
 
@@ -193,12 +195,13 @@ def _check(path: Path, item: Download, *, remove: bool) -> None:
     """Raise DownloadError unless ``path`` has the item's size and sha256 (removing it if ``remove``)."""
     size = path.stat().st_size
     problem = None
-    if size != item.size:
+    if item.size is not None and size != item.size:
         problem = f"size mismatch for {item.dest.name}: expected {item.size} bytes, got {size}"
     else:
         digest = sha256_of(path)
-        if digest != item.sha256:
-            problem = f"checksum mismatch for {item.dest.name}: expected sha256 {item.sha256}, got {digest}"
+        if not digest.startswith(item.sha256.lower()):
+            expected = item.sha256 if len(item.sha256) == 64 else f"{item.sha256}..."
+            problem = f"checksum mismatch for {item.dest.name}: expected sha256 {expected}, got {digest}"
     if problem is None:
         return
     if remove:
@@ -210,8 +213,9 @@ def _check(path: Path, item: Download, *, remove: bool) -> None:
 def _interrupted(item: Download, got: int, err: BaseException | None) -> DownloadError:
     """The error for a transfer cut short; the ``.part`` stays for the next run to resume."""
     why = f" ({_reason(err)})" if err is not None else " (connection closed early)"
+    of = f" of {item.size}" if item.size is not None else ""
     return DownloadError(
-        f"download of {item.dest.name} interrupted at {got} of {item.size} bytes{why}; "
+        f"download of {item.dest.name} interrupted at {got}{of} bytes{why}; "
         "run the command again to resume it"
     )
 

@@ -80,7 +80,7 @@ class Engine:
         learned = any(True for _ in self.model.parameters())
         if not learned:  # interpolation: nothing to gain from lower precision
             self.dtype = torch.float32
-        self._channels_last = use_channels_last(self.device) and learned
+        self._channels_last = use_channels_last(self.device, self.dtype) and learned
         fmt = torch.channels_last if self._channels_last else torch.preserve_format
         self._model = copy.deepcopy(self.model) if self.dtype != torch.float32 else self.model
         self._model = self._model.to(self.device, self.dtype, memory_format=fmt).eval()

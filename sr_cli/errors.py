@@ -15,6 +15,7 @@ EXIT_WEIGHTS = 4  # missing or mismatched model weights
 EXIT_OUTPUT = 5  # an output that exists (without --overwrite) or cannot be written
 EXIT_NETWORK = 6  # a download that failed
 EXIT_INTERRUPTED = 130  # Ctrl-C
+EXIT_TERMINATED = 143  # SIGTERM
 
 
 class SrtoolError(Exception):

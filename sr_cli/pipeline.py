@@ -30,6 +30,7 @@ class Upscaler:
         scale: int,
         *,
         weights: str | Path | None = None,
+        blend: tuple[Path, float] | None = None,
         device: str | None = "auto",
         precision: str | None = "auto",
         tile: int | str | None = "auto",
@@ -42,7 +43,7 @@ class Upscaler:
         self.scale = scale
         self.device = select_device(device)
         self.dtype = select_precision(precision, self.device)
-        self.model, built = load_model_options(self.spec, scale, weights, **options)
+        self.model, built = load_model_options(self.spec, scale, weights, blend=blend, **options)
         self.overlap = self.spec.overlap(**built)
         tile_px = None if tile in (None, "auto") else int(tile)
         self.engine = Engine(self.model, scale, self.overlap, self.device, self.dtype, tile_px, batch_size, ensemble)

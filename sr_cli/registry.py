@@ -108,7 +108,9 @@ def _const(n: int) -> Callable[..., int]:
 
 
 # Receptive-field radii: 3×3 convs at LR add 1 each, 5×5 add 2, 9×9 add 4; HR convs add ceil(k/2/scale) ≤ their
-# LR size; each figure below is rounded up with a margin of 2 (tested: tiled == untiled for every model).
+# LR size; each figure below is rounded up with a margin of 2 (tested: tiled == untiled for every model). esrgan with
+# unshuffle u (BasicSR's x2 layout) takes u times its plain figure: that covers its radius in LR pixels and is even,
+# so windows at even offsets keep its 2×2 cells (one at an odd offset cuts other cells: not the untiled result).
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in [
@@ -139,8 +141,13 @@ MODELS: dict[str, ModelSpec] = {
                   lambda n_blocks=80, **_: 2 * n_blocks + 16, paper_params={4: 8_000_000},
                   paper_params_tolerance=0.02, multi_scale=True),
         ModelSpec("esrgan", "ESRGAN RRDBNet, 23 RRDB x 64 features, growth 32 (Wang 2018)",
-                  lambda s, **k: m.RRDBNet(s, **k), "rgb", lambda num_block=23, **_: 15 * num_block + 8,
+                  lambda s, **k: m.RRDBNet(s, **k), "rgb",
+                  lambda num_block=23, unshuffle=1, **_: unshuffle * (15 * num_block + 8),
                   paper_params={4: 16_700_000}, paper_params_tolerance=0.01,
+                  discriminator=lambda: m.VGGStyleDiscriminator()),
+        ModelSpec("compact", "SRVGGNetCompact, Real-ESRGAN's real-world compact model",
+                  lambda s, **k: m.SRVGGNetCompact(s, **k), "rgb",
+                  lambda num_conv=32, **_: m.SRVGGNetCompact.receptive_radius(num_conv) + 2,
                   discriminator=lambda: m.VGGStyleDiscriminator()),
         ModelSpec("csd", "CSD width-switchable EDSR (32 x 256; student = width 0.25) (Wang 2021)", _csd, "rgb",
                   lambda n_blocks=32, **_: 2 * n_blocks + 8, paper_params={4: 2_700_000},

@@ -10,6 +10,8 @@ their architecture, scale and options.
 from __future__ import annotations
 
 import json
+import pickle
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,9 @@ from sr_cli.errors import WeightsError
 from sr_cli.registry import MODELS, ModelSpec, shipped_weights
 
 State = dict[str, torch.Tensor]
+# How torch.save's files begin: a zip archive, or the legacy format's pickled magic number (protocol 2).
+_ZIP_MAGIC = b"PK\x03\x04"
+_LEGACY_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
 
 
 def save_weights(path: str | Path, state: State, metadata: dict[str, Any], *, half: bool = False) -> Path:
@@ -90,14 +95,33 @@ def load_state(path: str | Path) -> tuple[State, dict[str, Any]]:
 
 
 def _load_pickle(path: Path) -> Any:
-    """A PyTorch pickle read with weights_only (tensors and plain containers, no code)."""
+    """A PyTorch pickle read with weights_only (tensors and plain containers, no code). torch's warnings (about
+    pickle protocols, ...) are not shown: the weights loaded, or the one-line error, say what matters."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except OSError as err:
+        raise WeightsError(f"cannot read weights {path}: {err.strerror or err}") from None
     except Exception as err:  # noqa: BLE001 - pickle errors come in many types
-        msg = str(err).splitlines()[0] if str(err) else type(err).__name__
-        if "weights_only" in str(err) or "Unsupported global" in str(err):
-            raise WeightsError(f"refusing {path}: it needs arbitrary code to load (not a plain weights file)") from None
-        raise WeightsError(f"cannot read weights {path}: {msg}") from None
+        raise _pickle_error(path, err) from None
+
+
+def _pickle_error(path: Path, err: Exception) -> WeightsError:
+    """What a failed ``torch.load`` means: code to run, a checkpoint torch cannot read, or not a checkpoint."""
+    if "Unsupported global" in str(err):
+        return WeightsError(f"refusing {path}: it needs arbitrary code to load (not a plain weights file)")
+    with path.open("rb") as f:
+        head = f.read(len(_LEGACY_MAGIC))
+    if not head.startswith(_ZIP_MAGIC) and head != _LEGACY_MAGIC:
+        return WeightsError(f"{path} is not a weights file (neither safetensors nor a PyTorch checkpoint)")
+    if isinstance(err, pickle.UnpicklingError):
+        reason = "its pickle uses instructions torch's safe loader (weights_only) does not support"
+    elif isinstance(err, EOFError):
+        reason = "it is truncated"
+    else:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+    return WeightsError(f"cannot read weights {path}: {reason}")
 
 
 def held_model(path: str | Path) -> tuple[str, int | None]:
@@ -155,10 +179,10 @@ def load_model(spec: ModelSpec, scale: int, weights: str | Path | None = None, *
     return load_model_options(spec, scale, weights, **options)[0]
 
 
-def load_model_options(spec: ModelSpec, scale: int, weights: str | Path | None = None,
-                       **options: Any) -> tuple[nn.Module, dict[str, Any]]:
+def load_model_options(spec: ModelSpec, scale: int, weights: str | Path | None = None, *,
+                       blend: tuple[Path, float] | None = None, **options: Any) -> tuple[nn.Module, dict[str, Any]]:
     """``load_model`` and the build options it used: the weights' own (metadata or detected layout), then
-    ``options``."""
+    ``options``. ``blend`` = (file, w): every tensor becomes (1 - w) · the weights' + w · the file's (same layout)."""
     spec.check_scale(scale)
     if not spec.learned:
         return spec.build(scale, **options).eval(), options
@@ -174,5 +198,11 @@ def load_model_options(spec: ModelSpec, scale: int, weights: str | Path | None =
     build_opts = {**saved, **options}
     model = spec.build(scale, **build_opts)
     check_state(model, state, spec, scale, path, meta)
+    if blend is not None:
+        other, _ = load_state(blend[0])
+        if {k: v.shape for k, v in other.items()} != {k: v.shape for k, v in state.items()}:
+            raise WeightsError(f"{blend[0]} does not hold the same network as {path}: they cannot be blended")
+        state = {k: (1 - blend[1]) * v.double() + blend[1] * other[k].double() if v.is_floating_point() else v
+                 for k, v in state.items()}
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     return model.eval(), build_opts

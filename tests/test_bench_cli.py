@@ -12,10 +12,11 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from sr_cli.cli.app import app
+from sr_cli.metrics import psnr
 from sr_cli.registry import MODELS
+from testdata import DATA, HR, crop, read
 
 runner = CliRunner()
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 # REFERENCE §2: bicubic baseline, Y, shave s.
 EXPECTED = {
@@ -44,10 +45,13 @@ def test_bicubic_reproduces_the_reference_table(scale: int) -> None:
 
 
 def test_lr_dir_reads_the_published_lr(tmp_path: Path) -> None:
+    # RCAN's LR (see tests/data/SOURCES.md) differs from what srtool's own imresize makes (which is DATA/Set5_LR
+    # exactly), so the default figure 28.4290 would mean --lr-dir was ignored
     code, out, err = srtool("bench", "-d", "set5", "-m", "bicubic", "-s", "4", "--lr-dir",
-                            str(SHARED / "bench" / "Set5_LR"), "--json")
+                            str(DATA / "Set5_LR" / "replicate_border"), "--json")
     assert code == 0, err
-    assert round(json.loads(out)["results"][0]["psnr"], 4) == 28.4290
+    got = round(json.loads(out)["results"][0]["psnr"], 4)
+    assert got == 28.4302 and got != EXPECTED[("set5", 4)][0]
 
 
 def test_csv_compare_and_saved_images(tmp_path: Path) -> None:
@@ -60,18 +64,27 @@ def test_csv_compare_and_saved_images(tmp_path: Path) -> None:
     assert len(rows) == 2 * 6 and rows[5]["image"] == "(mean)" and rows[5]["psnr"] == "30.4033"
     panels = sorted(p.name for p in (tmp_path / "cmp").iterdir())
     assert panels[0] == "set5_x3_baby.png" and len(panels) == 5
-    hr_w = Image.open(SHARED / "bench" / "Set5" / "baby.png").size[0] // 3 * 3
+    hr_w = Image.open(HR / "Set5" / "baby.png").size[0] // 3 * 3
     assert Image.open(tmp_path / "cmp" / "set5_x3_baby.png").size[0] == 3 * hr_w + 2 * 4
     saved = np.asarray(Image.open(tmp_path / "sr" / "set5" / "x3" / "bicubic" / "bird.png"))
-    assert saved.shape[2] == 3 and saved.shape[0] == Image.open(SHARED / "bench" / "Set5" / "bird.png").size[1] // 3 * 3
+    assert saved.shape[2] == 3 and saved.shape[0] == Image.open(HR / "Set5" / "bird.png").size[1] // 3 * 3
+    bird = next(r for r in rows if (r["model"], r["image"]) == ("bicubic", "bird"))
+    assert f"{psnr(saved, crop(read(HR / 'Set5' / 'bird.png'), 3), shave=3):.4f}" == bird["psnr"]  # the scored SR
 
 
 def test_degradations_change_the_score() -> None:
-    code, out, _ = srtool("bench", "-d", "set5", "-m", "bicubic", "-s", "2", "--degradation", "blur-decimate",
-                          "--noise", "5", "--jpeg", "80", "--json")
-    assert code == 0
-    noisy = json.loads(out)["results"][0]["psnr"]
+    def bench(*extra: str) -> float:
+        code, out, err = srtool("bench", "-d", "set5", "-m", "bicubic", "-s", "2", "--degradation", "blur-decimate",
+                                *extra, "--json")
+        assert code == 0, err
+        return json.loads(out)["results"][0]["psnr"]
+
+    noisy = bench("--noise", "5", "--jpeg", "80")
     assert noisy < 33.0
+    # noise and JPEG each cost more on top of the blur (seeded, so a step left out gives another run's figure exactly:
+    # measured 27.86 < 27.98 (noise), 27.98 (JPEG) < 28.28 (blur only))
+    blur_only = bench()
+    assert noisy < bench("--noise", "5") < blur_only and noisy < bench("--jpeg", "80") < blur_only
 
 
 def test_bad_input_is_reported_and_other_combinations_still_run(tmp_path: Path) -> None:
@@ -105,9 +118,9 @@ def test_bad_input_is_reported_and_other_combinations_still_run(tmp_path: Path) 
 def test_models_lists_every_architecture_with_json() -> None:
     code, out, _ = srtool("models", "--json")
     assert code == 0
-    rows = {r["name"]: r for r in json.loads(out)}
+    rows = {r["name"]: r for r in json.loads(out)["registry"]}
     assert set(rows) == {"nearest", "bilinear", "bicubic", "srcnn", "fsrcnn", "espcn", "srresnet", "edsr",
-                         "edsr-large", "mdsr", "esrgan", "csd"}
+                         "edsr-large", "mdsr", "esrgan", "csd", "compact"}
     for name, spec in MODELS.items():
         assert rows[name]["scales"] == [2, 3, 4]
         for scale, paper in spec.paper_params.items():

@@ -5,11 +5,9 @@ from __future__ import annotations
 import hashlib
 import io
 import random
+import re
 import socket
-import threading
 import zipfile
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -20,63 +18,12 @@ from sr_cli import datasets, download
 from sr_cli.datasets import DATASETS, Entry, dataset_images, folder_dataset, registry_entries
 from sr_cli.download import download_file
 from sr_cli.errors import DownloadError, InputError, UsageError
+from http_server import Server, server  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.timeout(60)
 
 PAYLOAD = random.Random(0).randbytes(200_000)
 PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
-
-
-class _Server(ThreadingHTTPServer):
-    """Serves ``files`` (path -> bytes); ``mode`` picks a misbehaviour; ``requests`` logs (path, Range)."""
-
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.files: dict[str, bytes] = {}
-        self.mode = "ok"  # ok | corrupt | die_half | ignore_range | refuse_range
-        self.requests: list[tuple[str, str | None]] = []
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}{path}"
-
-
-class _Handler(BaseHTTPRequestHandler):
-    timeout = 5
-    server: _Server
-
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        srv = self.server
-        wanted = self.headers.get("Range")
-        srv.requests.append((self.path, wanted))
-        body = srv.files.get(self.path)
-        if body is None:
-            self.send_error(404)
-            return
-        if srv.mode == "corrupt":
-            body = bytes(b ^ 0xFF for b in body)
-        if wanted and srv.mode == "refuse_range":
-            self.send_error(416)
-            return
-        start = 0
-        if wanted and srv.mode != "ignore_range":
-            start = int(wanted.removeprefix("bytes=").rstrip("-"))
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
-        else:
-            self.send_response(200)
-        payload = body[start:]
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        if srv.mode == "die_half":
-            self.wfile.write(payload[: len(payload) // 2])
-            self.close_connection = True
-            return
-        self.wfile.write(payload)
-
-    def log_message(self, *args: object) -> None:
-        pass
 
 
 @pytest.fixture(autouse=True)
@@ -86,17 +33,6 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(download, "TIMEOUT", 5.0)
     for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(var, raising=False)
-
-
-@pytest.fixture
-def server() -> Iterator[_Server]:
-    srv = _Server()
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
-    thread.join(5)
 
 
 def _closed_port() -> int:
@@ -123,7 +59,7 @@ def _png(value: int) -> bytes:
     return buf.getvalue()
 
 
-def test_good_download(server: _Server, tmp_path: Path) -> None:
+def test_good_download(server: Server, tmp_path: Path) -> None:
     server.files["/f.bin"] = PAYLOAD
     dest = tmp_path / "out" / "f.bin"
     assert download_file(server.url("/f.bin"), dest, PAYLOAD_SHA, len(PAYLOAD), quiet=True) == dest
@@ -132,9 +68,15 @@ def test_good_download(server: _Server, tmp_path: Path) -> None:
     # a file already in place is verified, not fetched again
     assert download_file(server.url("/f.bin"), dest, PAYLOAD_SHA, len(PAYLOAD), quiet=True) == dest
     assert server.requests == [("/f.bin", None)]
+    # ... really verified: other bytes of the same size are refused, kept, and not fetched again either
+    other = bytes(b ^ 0xFF for b in PAYLOAD)
+    dest.write_bytes(other)
+    with pytest.raises(DownloadError, match=f"checksum mismatch for f.bin: .* in {re.escape(str(dest))}; delete it"):
+        download_file(server.url("/f.bin"), dest, PAYLOAD_SHA, len(PAYLOAD), quiet=True)
+    assert dest.read_bytes() == other and server.requests == [("/f.bin", None)]
 
 
-def test_corrupted_download_leaves_nothing(server: _Server, tmp_path: Path) -> None:
+def test_corrupted_download_leaves_nothing(server: Server, tmp_path: Path) -> None:
     server.files["/f.bin"] = PAYLOAD
     server.mode = "corrupt"
     got = hashlib.sha256(bytes(b ^ 0xFF for b in PAYLOAD)).hexdigest()
@@ -144,7 +86,7 @@ def test_corrupted_download_leaves_nothing(server: _Server, tmp_path: Path) -> N
     assert list(dest.parent.iterdir()) == []
 
 
-def test_size_mismatch_discards_part(server: _Server, tmp_path: Path) -> None:
+def test_size_mismatch_discards_part(server: Server, tmp_path: Path) -> None:
     server.files["/f.bin"] = PAYLOAD[:150_000]
     dest = tmp_path / "f.bin"
     (tmp_path / "f.bin.part").write_bytes(PAYLOAD[:1000])
@@ -153,7 +95,7 @@ def test_size_mismatch_discards_part(server: _Server, tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-def test_interrupted_download_is_resumed(server: _Server, tmp_path: Path) -> None:
+def test_interrupted_download_is_resumed(server: Server, tmp_path: Path) -> None:
     server.files["/f.bin"] = PAYLOAD
     server.mode = "die_half"
     dest = tmp_path / "f.bin"
@@ -170,7 +112,7 @@ def test_interrupted_download_is_resumed(server: _Server, tmp_path: Path) -> Non
     assert not part.exists()
 
 
-def test_server_ignoring_range_restarts_from_zero(server: _Server, tmp_path: Path) -> None:
+def test_server_ignoring_range_restarts_from_zero(server: Server, tmp_path: Path) -> None:
     server.files["/f.bin"] = PAYLOAD
     server.mode = "ignore_range"
     dest = tmp_path / "f.bin"
@@ -181,7 +123,7 @@ def test_server_ignoring_range_restarts_from_zero(server: _Server, tmp_path: Pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.bin"]
 
 
-def test_refused_range_restarts_from_zero(server: _Server, tmp_path: Path) -> None:
+def test_refused_range_restarts_from_zero(server: Server, tmp_path: Path) -> None:
     server.files["/f.bin"] = PAYLOAD
     server.mode = "refuse_range"
     dest = tmp_path / "f.bin"
@@ -222,7 +164,7 @@ def test_offline_dataset_names_list_and_folder(tmp_path: Path, monkeypatch: pyte
     assert not (tmp_path / "home").exists()  # nothing written while offline
 
 
-def test_registered_dataset_downloads_once(server: _Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_registered_dataset_downloads_once(server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pngs = {f"/img_{i:03d}.png": _png(10 * i) for i in (3, 1, 2)}
     server.files.update(pngs)
     _registry(tmp_path, monkeypatch, "urban100", [(data, server.url(path)) for path, data in pngs.items()])
@@ -240,7 +182,7 @@ def test_registered_dataset_downloads_once(server: _Server, tmp_path: Path, monk
     assert len(server.requests) == 3
 
 
-def test_zip_dataset_is_extracted(server: _Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_zip_dataset_is_extracted(server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         for name, value in (("0802.png", 20), ("0801.png", 10)):

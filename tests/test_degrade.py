@@ -12,9 +12,8 @@ from sr_cli.degrade import DEGRADATIONS, crop_to_scale, degrade
 from sr_cli.errors import InputError, UsageError
 from sr_cli.metrics import psnr
 from sr_cli.resize import imresize
+from testdata import DATA, HR
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-BENCH = SHARED / "bench"
 
 
 def read(path: Path) -> np.ndarray:
@@ -25,7 +24,7 @@ def read(path: Path) -> np.ndarray:
 @pytest.fixture(scope="module")
 def head() -> np.ndarray:
     """Set5 head.png, 280x280 RGB (not a multiple of 3)."""
-    return read(BENCH / "Set5" / "head.png")
+    return read(HR / "Set5" / "head.png")
 
 
 def test_names() -> None:
@@ -53,7 +52,7 @@ def test_exact_shape_and_type(name: str) -> None:
 def test_bicubic_is_matlab_imresize(head: np.ndarray) -> None:
     lr = degrade(head, 3)
     assert np.array_equal(lr, imresize(crop_to_scale(head, 3), scale=1 / 3))
-    assert np.array_equal(lr, read(BENCH / "Set5_LR" / "X3" / "headx3.png"))
+    assert np.array_equal(lr, read(DATA / "Set5_LR" / "X3" / "headx3.png"))
 
 
 def test_nearest_takes_the_middle_pixel_of_each_block(head: np.ndarray) -> None:

@@ -417,16 +417,16 @@ def test_missing_output_folder(tmp_path: Path) -> None:
         write_image(Picture(rgb8(), 8), tmp_path / "nope" / "out.png")
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root can write to any folder")
-def test_unwritable_output_folder(tmp_path: Path) -> None:
+def test_unwritable_output_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The folder is checked before anything is encoded (``os.access`` answers no; a chmod would not stop root)."""
     folder = tmp_path / "ro"
     folder.mkdir()
-    folder.chmod(0o500)
-    try:
-        with pytest.raises(OutputError, match=f"output folder {folder} is not writable"):
-            write_image(Picture(rgb8(), 8), folder / "out.png")
-    finally:
-        folder.chmod(0o700)
+    access = os.access
+    monkeypatch.setattr(images.os, "access", lambda path, mode, **kw: (Path(path) != folder or mode != os.W_OK)
+                        and access(path, mode, **kw))
+    with pytest.raises(OutputError, match=f"output folder {folder} is not writable"):
+        write_image(Picture(rgb8(), 8), folder / "out.png")
+    assert list(folder.iterdir()) == []
 
 
 @pytest.mark.parametrize("error,words", [(PermissionError(13, "Permission denied"), "is not writable"),
@@ -456,6 +456,7 @@ def test_float_conversions() -> None:
     np.testing.assert_array_equal(pic.pixels[0, :, 0], [0, 0, 0, 1, 255, 255, 0])
     deep = Picture.from_float(np.array([[[0.5]]], np.float32), 16, b"icc", b"exif", "TIFF")
     assert deep.pixels.dtype == np.uint16 and deep.pixels[0, 0, 0] == 32768
+    assert Picture.from_float(np.array([[[1000 / 65535]]]), 16).pixels[0, 0, 0] == 1000  # 16-bit precision kept
     assert (deep.icc, deep.exif, deep.source_format) == (b"icc", b"exif", "TIFF")
     as_float = Picture(np.array([[[0, 257, 65535]]], np.uint16), 16).to_float()
     assert as_float.dtype == np.float32

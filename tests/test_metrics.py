@@ -14,9 +14,9 @@ from sr_cli.errors import InputError
 from sr_cli.metrics import mse, psnr, ssim
 from sr_cli.resize import imresize
 
-from shared_data import BENCH, crop, read
+from testdata import DATA, HR, crop, read
 
-RCAN = BENCH / "RCAN_Set5_ref"
+RCAN = DATA / "RCAN_Set5_ref"
 
 
 def rcan_log(s: int) -> tuple[dict[str, tuple[float, float]], tuple[float, float]]:
@@ -34,7 +34,7 @@ def test_rcan_published_scores(s: int, mean_psnr: float) -> None:
     scores = {}
     for name, (ref_psnr, ref_ssim) in published.items():
         sr = read(RCAN / f"x{s}" / f"{name}_RCAN_x{s}.png")
-        hr = crop(read(BENCH / "Set5" / f"{name}.png"), s)
+        hr = crop(read(HR / "Set5" / f"{name}.png"), s)
         scores[name] = (psnr(sr, hr, s), ssim(sr, hr, s))
         assert scores[name][0] == pytest.approx(ref_psnr, abs=1e-5), name
         assert scores[name][1] == pytest.approx(ref_ssim, abs=1e-5), name
@@ -56,9 +56,9 @@ BICUBIC = [
 @pytest.mark.parametrize(("name", "s", "ref_psnr", "ref_ssim"), BICUBIC)
 def test_bicubic_baseline(name: str, s: int, ref_psnr: float, ref_ssim: float) -> None:
     scores = []
-    for path in sorted((BENCH / name).glob("*.png")):
+    for path in sorted((HR / name).glob("*.png")):
         hr = crop(read(path), s)
-        up = imresize(read(BENCH / f"{name}_LR" / f"X{s}" / f"{path.stem}x{s}.png"), scale=s)
+        up = imresize(read(DATA / f"{name}_LR" / f"X{s}" / f"{path.stem}x{s}.png"), scale=s)
         assert up.shape == hr.shape and up.dtype == np.uint8
         scores.append((psnr(up, hr, s), ssim(up, hr, s)))
     assert len(scores) == {"Set5": 5, "Set14": 14}[name]
@@ -86,7 +86,7 @@ def test_shave_cuts_the_border() -> None:
 
 
 def test_gray_is_scored_on_its_own_values() -> None:
-    hr = read(BENCH / "Set14" / "bridge.png")[:96, :96]
+    hr = read(HR / "Set14" / "bridge.png")[:96, :96]
     sr = imresize(imresize(hr, scale=0.5), scale=2)
     gray = psnr(sr, hr, 2)
     assert psnr(sr[:, :, None], hr[:, :, None], 2) == gray == psnr(sr, hr, 2, y=False)
@@ -97,7 +97,7 @@ def test_gray_is_scored_on_its_own_values() -> None:
 
 
 def test_ssim_orders_and_is_symmetric() -> None:
-    hr = read(BENCH / "Set5" / "bird.png")
+    hr = read(HR / "Set5" / "bird.png")
     mild = imresize(imresize(hr, scale=0.5), scale=2)
     strong = imresize(imresize(hr, scale=0.25), scale=4)
     assert 0 < ssim(strong, hr, 4) < ssim(mild, hr, 4) < 1

@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from sr_cli.models import (CSDEDSR, EDSR, ESPCN, FSRCNN, MDSR, SRCNN, MSRResNet, RRDBNet, SRGANDiscriminator,
-                           SRResNet, VGGStyleDiscriminator, slice_state_dict)
+                           SRResNet, SRVGGNetCompact, VGGStyleDiscriminator, slice_state_dict)
+from tolerances import NET_ABS
 
 SCALES = (2, 3, 4)
 
@@ -25,6 +26,7 @@ SMALL: dict[str, tuple[Callable[[int], nn.Module], int]] = {
     "csd": (lambda s: CSDEDSR(s, n_blocks=2, n_feats=16), 3),
     "rrdbnet": (lambda s: RRDBNet(s, num_feat=8, num_block=1, num_grow_ch=4), 3),
     "msrresnet": (lambda s: MSRResNet(s, n_feats=8, n_blocks=2), 3),
+    "compact": (lambda s: SRVGGNetCompact(s, num_feat=8, num_conv=3), 3),
 }
 
 
@@ -83,7 +85,7 @@ def test_srcnn_keeps_size() -> None:
 
 @pytest.mark.parametrize("build", [lambda: FSRCNN(5), lambda: ESPCN(8), lambda: SRResNet(1), lambda: EDSR(6),
                                    lambda: MDSR(n_blocks=1, scales=(2, 5)), lambda: CSDEDSR(8, n_blocks=1),
-                                   lambda: RRDBNet(1, num_block=1)])
+                                   lambda: RRDBNet(1, num_block=1), lambda: SRVGGNetCompact(8, num_conv=1)])
 def test_unsupported_scale_is_value_error(build: Callable[[], nn.Module]) -> None:
     with pytest.raises(ValueError, match="unsupported scale"):
         meta(build)
@@ -146,6 +148,14 @@ def test_rrdbnet_params() -> None:
         assert n_params(RRDBNet(scale)) == n - (64 * 64 * 9 + 64)
 
 
+def test_compact_params() -> None:
+    """realesr-general-x4v3 (64 × 32) and realesr-animevideov3 (64 × 16): conv 3→64 + PReLU (1,792 + 64),
+    per body conv 64→64 + PReLU (36,928 + 64), conv 64→48 (27,696)."""
+    assert n_params(meta(lambda: SRVGGNetCompact(4))) == 1_856 + 32 * 36_992 + 27_696 == 1_213_296
+    assert n_params(meta(lambda: SRVGGNetCompact(4, num_conv=16))) == 621_424
+    assert n_params(meta(lambda: SRVGGNetCompact(2))) == 1_213_296 - 27_696 + (64 * 12 * 9 + 12)
+
+
 @pytest.mark.parametrize("scale", SCALES)
 def test_csd_active_params(scale: int) -> None:
     csd = meta(lambda: CSDEDSR(scale))
@@ -197,6 +207,34 @@ def test_rrdbnet_state_dict_names() -> None:
     assert "conv_up2.weight" not in RRDBNet(2, num_feat=8, num_block=1, num_grow_ch=4).state_dict()
 
 
+def test_rrdbnet_unshuffle_is_basicsr_x2_layout() -> None:
+    """unshuffle 2 at x2: conv_first takes 12 channels and two ×2 stages follow; odd sizes still give 2× the input."""
+    torch.manual_seed(0)
+    model = RRDBNet(2, num_feat=8, num_block=1, num_grow_ch=4, unshuffle=2).eval()
+    state = model.state_dict()
+    assert state["conv_first.weight"].shape == (8, 12, 3, 3) and "conv_up2.weight" in state
+    with torch.no_grad():
+        for h, w in ((6, 8), (7, 9), (1, 4)):
+            assert model(torch.rand(1, 3, h, w)).shape == (1, 3, 2 * h, 2 * w)
+    with pytest.raises(ValueError, match="unshuffle 2 at x4: the unshuffled input is upsampled x4"):
+        RRDBNet(4, num_block=1, unshuffle=2)
+
+
+def test_compact_state_dict_names_and_nearest_skip() -> None:
+    """Real-ESRGAN's names: body.{2k} convolutions, body.{2k+1} PReLU slopes, the last conv to 3·scale².
+    With every parameter zero, the output is the nearest-neighbour upscaled input exactly."""
+    model = SRVGGNetCompact(3, num_feat=8, num_conv=2)
+    state = model.state_dict()
+    assert set(state) == _conv_keys("body.0", "body.2", "body.4", "body.6") | {"body.1.weight", "body.3.weight",
+                                                                                 "body.5.weight"}
+    assert state["body.1.weight"].shape == (8,) and state["body.6.weight"].shape == (27, 8, 3, 3)
+    for p in model.parameters():
+        nn.init.zeros_(p)
+    x = torch.rand(1, 3, 4, 5)
+    with torch.no_grad():
+        assert torch.equal(model(x), x.repeat_interleave(3, -2).repeat_interleave(3, -1))
+
+
 def test_vgg_discriminator_names_and_shapes() -> None:
     sd = meta(lambda: VGGStyleDiscriminator()).state_dict()
     convs = [f"conv{i}_{j}" for i in range(5) for j in (0, 1)]
@@ -240,13 +278,13 @@ def _csd_matches_dense(scale: int, n_blocks: int, n_feats: int, width: float) ->
 
 def test_csd_quarter_width_equals_dense_edsr() -> None:
     """The published student: the 32 × 256 teacher at width 0.25 is EDSR 32 × 64 with sliced weights."""
-    assert _csd_matches_dense(4, 32, 256, 0.25) < 1e-5
+    assert _csd_matches_dense(4, 32, 256, 0.25) < NET_ABS
 
 
 @pytest.mark.parametrize("scale", SCALES)
 @pytest.mark.parametrize("width", [0.5, 1.0, 0.3])
 def test_csd_width_equals_dense_edsr(scale: int, width: float) -> None:
-    assert _csd_matches_dense(scale, 2, 16, width) < 1e-5
+    assert _csd_matches_dense(scale, 2, 16, width) < NET_ABS
 
 
 def test_csd_widths_differ_and_switch_back() -> None:
@@ -347,6 +385,7 @@ RADIUS_CASES: dict[str, Callable[[int], int]] = {
     "csd": lambda s: CSDEDSR.receptive_radius(s, n_blocks=2),
     "rrdbnet": lambda s: RRDBNet.receptive_radius(s, num_block=1),
     "msrresnet": lambda s: MSRResNet.receptive_radius(s, n_blocks=2),
+    "compact": lambda s: SRVGGNetCompact.receptive_radius(num_conv=3),
 }
 
 
@@ -356,6 +395,15 @@ def test_receptive_radius_is_exact(name: str, scale: int) -> None:
     build, channels = SMALL[name]
     radius = RADIUS_CASES[name](scale)
     assert measured_radius(build(scale), channels, scale, 2 * radius + 5) == radius
+
+
+def test_unshuffled_rrdbnet_receptive_radius_is_exact() -> None:
+    """BasicSR's x2 RRDBNet (unshuffle 2): 2·17 cells' pixels + 3 after the first ×2 stage + 1 for the cell."""
+    radius = RRDBNet.receptive_radius(2, num_block=1, unshuffle=2)
+    assert radius == 38
+    model = RRDBNet(2, num_feat=8, num_block=1, num_grow_ch=4, unshuffle=2)
+    for size in (2 * radius + 5, 2 * radius + 6):  # the centre pixel at the end and at the start of its cell
+        assert measured_radius(model, 3, 2, size) == radius
 
 
 def test_srcnn_receptive_radius_is_exact() -> None:
@@ -370,5 +418,7 @@ def test_default_receptive_radii(scale: int, expected: int) -> None:
     assert MDSR.receptive_radius(scale) == 172
     assert SRResNet.receptive_radius(scale) == 40
     assert RRDBNet.receptive_radius(scale) == (348 if scale == 3 else 349)
+    assert RRDBNet.receptive_radius(2, unshuffle=2) == 698  # RealESRGAN_x2plus
+    assert SRVGGNetCompact.receptive_radius() == 34 and SRVGGNetCompact.receptive_radius(16) == 18
     assert FSRCNN.receptive_radius(scale) == (7 if scale == 4 else 8)
     assert ESPCN.receptive_radius(scale) == 4

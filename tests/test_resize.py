@@ -10,14 +10,14 @@ import torch
 from sr_cli.errors import UsageError
 from sr_cli.resize import contributions, imresize
 
-from shared_data import BENCH, crop, read
+from testdata import DATA, HR, crop, read
 
 
 def lr_pairs(hr_set: str, lr_folder: str, s: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """(name, cropped HR, reference LR) for every HR image of a set."""
     return [
-        (p.name, crop(read(p), s), read(BENCH / lr_folder / f"X{s}" / f"{p.stem}x{s}.png"))
-        for p in sorted((BENCH / hr_set).glob("*.png"))
+        (p.name, crop(read(p), s), read(DATA / lr_folder / f"X{s}" / f"{p.stem}x{s}.png"))
+        for p in sorted((HR / hr_set).glob("*.png"))
     ]
 
 
@@ -66,7 +66,7 @@ def test_rounding_between_passes_matters() -> None:
 
 
 def test_smaller_scale_dimension_goes_first() -> None:
-    hr = read(BENCH / "Set5" / "butterfly.png")  # 256x256
+    hr = read(HR / "Set5" / "butterfly.png")  # 256x256
     both = imresize(hr, size=(128, 64))  # width scale 1/4 < height scale 1/2: width first
     width_first = imresize(imresize(hr, size=(256, 64)), size=(128, 64))
     height_first = imresize(imresize(hr, size=(128, 256)), size=(128, 64))
@@ -82,7 +82,7 @@ def test_output_size_is_ceil_of_scaled_size() -> None:
 
 
 def test_scale_one_is_identity() -> None:
-    hr = read(BENCH / "Set5" / "bird.png")
+    hr = read(HR / "Set5" / "bird.png")
     assert np.array_equal(imresize(hr, scale=1.0), hr)
 
 
@@ -98,7 +98,7 @@ def test_contributions_sum_to_one_and_stay_in_range() -> None:
 
 
 def test_torch_uint8_equals_numpy_uint8() -> None:
-    hr = crop(read(BENCH / "Set5" / "head.png"), 3)
+    hr = crop(read(HR / "Set5" / "head.png"), 3)
     expected = imresize(hr, scale=1 / 3)
     batch = torch.from_numpy(np.stack([hr, hr[::-1]])).permute(0, 3, 1, 2)
     out = imresize(batch, scale=1 / 3)
@@ -149,7 +149,7 @@ def test_bad_arguments_raise_usage_error() -> None:
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_matches_cpu() -> None:
-    hr = crop(read(BENCH / "Set5" / "baby.png"), 4)
+    hr = crop(read(HR / "Set5" / "baby.png"), 4)
     x = torch.from_numpy(hr).permute(2, 0, 1)[None]
     assert torch.equal(imresize(x.cuda(), scale=0.25).cpu(), imresize(x, scale=0.25))
     xf = x.float() / 255

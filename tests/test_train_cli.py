@@ -6,15 +6,18 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
 from sr_cli.cli.app import app
 from sr_cli.errors import EXIT_INPUT, EXIT_USAGE
+from sr_cli.pipeline import Upscaler
 from sr_cli.weights import held_model, read_metadata
+from testdata import HR, TRAIN
+from tolerances import CSV_DB
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 @pytest.fixture(scope="module")
@@ -22,9 +25,9 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("cli")
     (root / "train").mkdir()
     (root / "val").mkdir()
-    for i, path in enumerate(sorted((SHARED / "train").glob("*.png"))[:2]):
+    for i, path in enumerate(TRAIN[:2]):
         Image.open(path).convert("RGB").crop((0, 0, 36, 36)).save(root / "train" / f"{i}.png")
-    Image.open(SHARED / "bench" / "Set5" / "bird.png").crop((0, 0, 48, 48)).save(root / "val" / "bird.png")
+    Image.open(HR / "Set5" / "bird.png").crop((0, 0, 48, 48)).save(root / "val" / "bird.png")
     return root / "train", root / "val"
 
 
@@ -47,6 +50,7 @@ def test_train_then_resume_with_more_steps(data: tuple[Path, Path], tmp_path: Pa
     code, out, err = _run("--resume", str(run), "--steps", "4", "--json")
     assert code == 0, err
     assert json.loads(out)["steps"] == 4
+    assert "resumed at step 2" in err, err
     with (run / "metrics.csv").open() as f:
         assert [int(r["step"]) for r in csv.DictReader(f)] == [1, 2, 3, 4]
     assert json.loads((run / "config.json").read_text())["steps"] == 4
@@ -95,9 +99,13 @@ def test_mdsr_trains_every_scale_in_one_file(data: tuple[Path, Path], tmp_path: 
     assert json.loads(out)["best_psnr"] == pytest.approx(val["psnr"])
     with (run / "metrics.csv").open() as f:  # the per-scale validation is logged too
         last = list(csv.DictReader(f))[-1]
-    assert [float(last[f"val_psnr_x{s}"]) for s in (2, 3, 4)] == pytest.approx(per_scale, abs=1e-4)
+    assert [float(last[f"val_psnr_x{s}"]) for s in (2, 3, 4)] == pytest.approx(per_scale, abs=CSV_DB)
+    bird = np.asarray(Image.open(data[1] / "bird.png"))
     for s in (2, 3, 4):  # the one file upscales at every scale
         result = CliRunner().invoke(app, ["upscale", str(data[1] / "bird.png"), "--weights",
-                                          str(run / "best.safetensors"), "-s", str(s), "-o", str(tmp_path / f"x{s}.png")])
+                                          str(run / "best.safetensors"), "-s", str(s), "-o", str(tmp_path / f"x{s}.png"),
+                                          "--precision", "fp32"])
         assert result.exit_code == 0, result.stderr
         assert Image.open(tmp_path / f"x{s}.png").size == (48 * s, 48 * s)
+        want = Upscaler("mdsr", s, weights=run / "best.safetensors", precision="fp32").upscale_uint8(bird)
+        assert np.array_equal(np.asarray(Image.open(tmp_path / f"x{s}.png")), want), s  # the trained file's network

@@ -14,8 +14,8 @@ from sr_cli.degrade import crop_to_scale, degrade
 from sr_cli.errors import InputError, UsageError
 from sr_cli.train.data import (PatchPairs, ScaleCycle, StepBatches, WorkerInit, augment, cache_key, degrade_images,
                                find_images, load_images, to_rgb8)
+from testdata import TRAIN
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def _save(path: Path, arr: np.ndarray) -> Path:
@@ -27,7 +27,7 @@ def _save(path: Path, arr: np.ndarray) -> Path:
 @pytest.fixture(scope="module")
 def hr_images() -> list[np.ndarray]:
     """Three T91 crops of different sizes."""
-    paths = sorted((SHARED / "train").glob("*.png"))[:3]
+    paths = TRAIN[:3]
     return [np.asarray(Image.open(p).convert("RGB"))[:60 + 7 * i, :70 - 5 * i].copy() for i, p in enumerate(paths)]
 
 

@@ -8,14 +8,15 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file
 from torch import nn
 
 from sr_cli.download import Unreachable
-from sr_cli.errors import DownloadError, UsageError
+from sr_cli.errors import DownloadError, UsageError, WeightsError
 from sr_cli.train import vgg
 from sr_cli.train.losses import Adversarial, Criterion, Perceptual, Term, charbonnier, parse_loss
+from testdata import VGG_FULL, VGG_TO_RELU2_2, needs_shared
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def test_parse_loss_expression() -> None:
@@ -86,17 +87,31 @@ def test_vgg_layer_names_follow_torchvision_indices() -> None:
     assert convs == [0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34]
 
 
+@needs_shared(VGG_FULL)
 def test_vgg_loads_the_shared_weights_file() -> None:
-    path = SHARED / "vgg19" / vgg.VGG_FILE
-    features = vgg.load_vgg(["relu1_2", "conv5_4"], path)
-    from safetensors.torch import load_file
-
-    state = load_file(str(path))
+    features = vgg.load_vgg(["relu1_2", "conv5_4"], VGG_FULL)
+    state = load_file(str(VGG_FULL))
     assert vgg.tensors_sha256(state) == vgg.VGG_TENSORS_SHA256
+    cut = load_file(str(VGG_TO_RELU2_2))  # the repository's copy is the first four convolutions of this file
+    assert sorted(cut) == [f"features.{i}.{p}" for i in (0, 2, 5, 7) for p in ("bias", "weight")]
+    assert all(torch.equal(cut[k], state[k]) for k in cut)
     assert torch.equal(features.net[0].weight, state["features.0.weight"].float())
     out = features(torch.full((1, 3, 32, 32), 0.5))
     assert out["relu1_2"].shape == (1, 64, 32, 32) and out["conv5_4"].shape == (1, 512, 2, 2)
     assert out["relu1_2"].min() >= 0 and out["conv5_4"].min() < 0  # conv5_4 is before its ReLU
+
+
+def test_vgg_file_cut_after_the_deepest_layer_serves_up_to_that_layer() -> None:
+    """tests/data holds VGG19 up to relu2_2 (the perceptual loss's layer in the tests): it loads for relu2_2
+    and below, and is refused, naming a missing tensor, for a deeper layer."""
+    state = load_file(str(VGG_TO_RELU2_2))
+    features = vgg.load_vgg(["relu1_1", "relu2_2"], VGG_TO_RELU2_2)
+    assert len(features.net) == vgg.LAYERS["relu2_2"] + 1
+    assert torch.equal(features.net[7].weight, state["features.7.weight"].float())
+    out = features(torch.full((1, 3, 8, 8), 0.5))
+    assert out["relu1_1"].shape == (1, 64, 8, 8) and out["relu2_2"].shape == (1, 128, 4, 4)
+    with pytest.raises(WeightsError, match=r"is not a VGG19 features file \(Missing key.*\"10\.weight\""):
+        vgg.load_vgg(["relu3_1"], VGG_TO_RELU2_2)
 
 
 def test_vgg_weights_offline_error_says_what_to_fetch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,9 +9,8 @@ import torch
 from torch import nn
 
 from sr_cli.errors import UsageError
-from sr_cli.train import optim
 from sr_cli.train.config import TrainConfig
-from sr_cli.train.optim import EMA, lr_factor, training_precision
+from sr_cli.train.optim import EMA, lr_factor
 
 
 def _cfg(**kw: object) -> TrainConfig:
@@ -54,17 +53,6 @@ def test_ema_averages_parameters_and_float_buffers() -> None:
     restored = EMA(nn.BatchNorm1d(2), decay=0.9)
     restored.load_state_dict(ema.state_dict())
     assert restored.updates == 201 and torch.equal(restored.module.weight, ema.module.weight)
-
-
-def test_training_precision(monkeypatch: pytest.MonkeyPatch) -> None:
-    cpu = torch.device("cpu")
-    monkeypatch.setattr(optim, "cpu_has_native_bf16", lambda: True)
-    assert training_precision("auto", cpu) == torch.bfloat16
-    monkeypatch.setattr(optim, "cpu_has_native_bf16", lambda: False)
-    assert training_precision("auto", cpu) == torch.float32
-    assert training_precision("bf16", cpu) == torch.bfloat16
-    with pytest.raises(UsageError, match="fp16 does not run on CPU"):
-        training_precision("fp16", cpu)
 
 
 def test_config_checks() -> None:

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from sr_cli.cli.app import app
 from sr_cli.images import Picture, read_image, write_image
 from sr_cli.interp import Bicubic
+from sr_cli.pipeline import Upscaler
 from sr_cli.registry import get_spec
 from sr_cli.weights import save_weights
 
@@ -34,10 +35,10 @@ def _rgb(path: Path, w: int = 23, h: int = 17, seed: int = 0) -> Path:
     return path
 
 
-def _bicubic_x2(pixels: np.ndarray) -> np.ndarray:
-    x = torch.from_numpy(pixels.astype(np.float32) / 255).permute(2, 0, 1)[None]
-    y = Bicubic(2)(x)[0].permute(1, 2, 0).numpy()
-    return np.round(y * 255).astype(np.uint8)
+def _bicubic_x2(pixels: np.ndarray, levels: int = 255) -> np.ndarray:
+    x = torch.from_numpy(pixels.astype(np.float32) / levels).permute(2, 0, 1)[None]
+    y = Bicubic(2, levels=levels)(x)[0].permute(1, 2, 0).numpy()
+    return np.round(y * levels).astype(np.uint16 if levels == 65535 else np.uint8)
 
 
 def test_default_name_beside_input_and_exact_pixels(tmp_path: Path) -> None:
@@ -96,6 +97,7 @@ def test_sixteen_bit_gray_alpha_and_exif(tmp_path: Path) -> None:
     out_deep = read_image(tmp_path / "o" / "deep_bicubic_x2.png")
     assert out_deep.bit_depth == 16 and out_deep.pixels.shape == (18, 22, 3)
     assert len(np.unique(out_deep.pixels % 257)) > 1  # really 16-bit values, not 8-bit scaled up
+    assert np.array_equal(out_deep.pixels, _bicubic_x2(deep, 65535))  # MATLAB's imresize on uint16, exactly
     out_gray = read_image(tmp_path / "o" / "gray_bicubic_x2.png")
     assert out_gray.pixels.shape == (18, 22, 1)
     assert np.array_equal(out_gray.pixels[..., 0], _bicubic_x2(np.repeat(gray, 3, 2))[..., 0])
@@ -178,9 +180,15 @@ def test_loaded_weights_are_used(tmp_path: Path) -> None:
     model = get_spec("espcn").build(2)
     save_weights(tmp_path / "w.safetensors", model.state_dict(), {"architecture": "espcn", "scale": 2})
     code, _, err = srtool("upscale", str(src), "-m", "espcn", "-s", "2", "--weights", str(tmp_path / "w.safetensors"),
-                          "-o", str(tmp_path / "o.png"))
+                          "-o", str(tmp_path / "o.png"), "--precision", "fp32", "--device", "cpu")
     assert code == 0, err
-    assert Image.open(tmp_path / "o.png").size == (46, 34)
+    got = np.asarray(Image.open(tmp_path / "o.png"))
+    pixels = np.asarray(Image.open(src))
+    with torch.no_grad():
+        mine = Upscaler("espcn", 2, weights=tmp_path / "w.safetensors", device="cpu", precision="fp32")
+        shipped = Upscaler("espcn", 2, device="cpu", precision="fp32")
+        assert np.array_equal(got, mine.upscale_uint8(pixels))  # the same path, the same weights: bit for bit
+        assert not np.array_equal(got, shipped.upscale_uint8(pixels))  # and not the shipped weights
 
 
 def test_unwritable_output_folder(tmp_path: Path) -> None:
@@ -199,8 +207,14 @@ def test_precision_rules(tmp_path: Path) -> None:
 
 def test_module_entry_point_and_console_script(tmp_path: Path) -> None:
     src = _rgb(tmp_path / "a.png")
-    done = subprocess.run([sys.executable, "-m", "sr_cli", "upscale", str(src), "-s", "2", "--json"],
-                          capture_output=True, text=True, env={**os.environ, "SRTOOL_DEVICE": "cpu"})
-    assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout)
-    assert report["device"] == "cpu" and report["files"][0]["size"] == [46, 34]
+    console_script = str(Path(sys.executable).with_name("srtool"))
+    for i, command in enumerate(([sys.executable, "-m", "sr_cli"], [console_script])):
+        done = subprocess.run([*command, "upscale", str(src), "-s", "2", "--json", "-o", str(tmp_path / f"{i}.png")],
+                              capture_output=True, text=True, env={**os.environ, "SRTOOL_DEVICE": "cpu"})
+        assert done.returncode == 0, (command, done.stderr)
+        report = json.loads(done.stdout)
+        assert report["device"] == "cpu" and report["files"][0]["size"] == [46, 34]
+    if not torch.cuda.is_available():  # $SRTOOL_DEVICE is read (cpu above is also what auto picks here)
+        done = subprocess.run([console_script, "upscale", str(src), "-s", "2", "-o", str(tmp_path / "c.png")],
+                              capture_output=True, text=True, env={**os.environ, "SRTOOL_DEVICE": "cuda:7"})
+        assert done.returncode == 2 and "CUDA is not available" in done.stderr, done.stderr

@@ -333,6 +333,25 @@ def test_undecodable_frame_fails_or_is_kept(broken: Path, tmp_path: Path) -> Non
     assert all(np.array_equal(kept[i], kept[i - 1]) for i in repeated)
 
 
+def test_a_decoder_error_written_inside_a_showinfo_line_is_seen(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ffmpeg writes a showinfo line in parts; a decoder thread's error can land between them (seen under load,
+    1 run in ~40: the probe then missed the bad frame and the output lost a slot). The stderr below is such a run's."""
+    from sr_cli.video import probe as probe_module
+
+    prefix = "[Parsed_showinfo_0 @ 0x7f45a0001b80] "
+    lines = [prefix + "config in time_base: 1/1000, frame_rate: 24000/1001"]
+    for n, i in enumerate(i for i in range(N) if i != 10):
+        lines.append(f"{prefix}n:{n:4d} pts:{round(i * 1001 / 24):7d} pts_time:0 duration:     41 duration_time:0.041 "
+                     "fmt:rgb24 cl:unspecified sar:1/1 s:63x47 i:P iskey:1 type:I "
+                     + ("Error submitting packet to decoder: Generic error in an external library\n" + prefix
+                        if i == 9 else ""))
+    script = f"import sys; sys.stderr.write({chr(10).join(lines)!r} + '\\n')"
+    monkeypatch.setattr(probe_module.ffmpeg, "command", lambda *args: [sys.executable, "-c", script])
+    seen = probe_module._decode_pass(Path("clip.mkv"), 0, [], None)
+    assert len(seen.frames) == N - 1 and seen.time_base == Fraction(1, 1000)
+    assert seen.errors == ["Error submitting packet to decoder: Generic error in an external library"]
+
+
 def _model_without_weights() -> list[str]:
     for spec in MODELS.values():
         if spec.learned and 2 in spec.scales and not shipped_weights(spec, 2).is_file():

@@ -17,7 +17,6 @@ app = typer.Typer(
 )
 
 
-
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"srtool {__version__}")
@@ -33,8 +32,3 @@ def _root(
 
 for _command in (upscale, video, bench, train, distill, models):
     _command.register(app)
-
-
-def main() -> None:
-    """Console-script entry point."""
-    app()

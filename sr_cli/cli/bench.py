@@ -10,8 +10,9 @@ import typer
 from rich.table import Table
 
 from sr_cli.atomic import atomic_path
-from sr_cli.cli.common import (WIDTH_MODELS, DeviceOpt, PrecisionOpt, TileOpt, WidthOpt, error, interactive,
+from sr_cli.cli.common import (WIDTH_MODELS, DeviceOpt, OfflineOpt, TileOpt, WidthOpt, choose_model, error, interactive,
                                model_options, out_console, parse_tile, print_json, progress_bar, run_command)
+from sr_cli import catalogue
 from sr_cli.datasets import DATASETS, dataset_images
 from sr_cli.degrade import DEGRADATIONS
 from sr_cli.errors import EXIT_FAILED, SrtoolError, UsageError
@@ -72,7 +73,10 @@ def bench(
     width: WidthOpt = None,
     ensemble: Annotated[bool, typer.Option("--ensemble", help="x8 self-ensemble (the '+' figures).")] = False,
     device: DeviceOpt = None,
-    precision: PrecisionOpt = "auto",
+    offline: OfflineOpt = False,
+    precision: Annotated[str, typer.Option(
+        "--precision", help="fp32 (default: the protocol's scores on any machine)|auto|fp16|bf16; auto as in "
+                            "upscale.")] = "fp32",
     tile: TileOpt = "auto",
     save_images: Annotated[Path | None, typer.Option("--save-images", help="Write SR outputs here.",
                                                      show_default=False)] = None,
@@ -91,8 +95,17 @@ def bench(
         error(str(err))
 
     def body() -> list[RunScore]:
-        wanted_models, wanted_scales = model, scale
-        if not model and weights is not None:
+        wanted_models, wanted_scales, weights_file = model, scale, weights
+        published = [m for m in model or [] if m.lower() not in MODELS and catalogue.find(m) is not None]
+        if published:  # a catalogue model takes the place of --weights
+            if len(published) > 1 or weights is not None:
+                raise UsageError("bench runs one catalogue model at a time, without --weights")
+            picked = choose_model(published[0], scale[0] if scale and len(scale) == 1 else None, None, "", 0,
+                                  offline=offline)
+            weights_file = picked.weights
+            wanted_models = [picked.name if m == published[0] else m for m in model or []]
+            wanted_scales = scale or [picked.scale]
+        elif not model and weights is not None:
             arch, held = held_model(weights)
             wanted_models, wanted_scales = [arch], scale or ([held] if held is not None else None)
         if wanted_models:
@@ -105,7 +118,7 @@ def bench(
         options = {n: model_options(n, width) for n in names if width is None or n in WIDTH_MODELS}
         if width is not None and not options:
             model_options(names[0], width)  # the error naming the model
-        if weights is not None and len(learned) != 1:
+        if weights_file is not None and len(learned) != 1:
             raise UsageError("--weights needs exactly one learned --model (interpolations may be added)")
         sets: list[tuple[str, list[Path]]] = []
         for name in dataset:
@@ -116,7 +129,8 @@ def bench(
         tile_px = parse_tile(tile)
 
         def make(name: str, s: int) -> Upscaler:
-            return Upscaler(name, s, weights=weights if weights is not None and name in learned else None, device=device,
+            return Upscaler(name, s, weights=weights_file if weights_file is not None and name in learned else None,
+                            device=device,
                             precision=precision, tile=tile_px, ensemble=ensemble, **options.get(name, {}))
 
         deg = Degradation(degradation, blur_sigma, noise, jpeg, seed, lr_dir)

@@ -6,6 +6,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -13,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from sr_cli import catalogue, signals
 from sr_cli.errors import EXIT_INTERRUPTED, SrtoolError, UsageError
 from sr_cli.registry import MODELS
 from sr_cli.weights import held_model
@@ -26,7 +28,8 @@ DeviceOpt = Annotated[str | None, typer.Option(
     "--device", help="auto|cpu|cuda|cuda:N|mps; auto = CUDA, else MPS, else CPU. Default: $SRTOOL_DEVICE or auto.",
     show_default=False)]
 PrecisionOpt = Annotated[str, typer.Option(
-    "--precision", help="auto|fp32|fp16|bf16 (fp16 is GPU-only); auto = fp16 on CUDA, fp32 on CPU.")]
+    "--precision", help="auto|fp32|fp16|bf16 (fp16 is GPU-only); auto = fp16 on CUDA, on CPU bf16 where the CPU has "
+                        "native bf16 (AVX-512 BF16, AMX), else fp32.")]
 TileOpt = Annotated[str, typer.Option(
     "--tile", help="LR tile size in pixels: auto (from free memory), 0 (whole image at once) or N.")]
 WidthOpt = Annotated[float | None, typer.Option(
@@ -78,26 +81,69 @@ def parse_tile(tile: str) -> int | None:
     return value
 
 
-def model_and_scale(model: str | None, scale: int | None, weights: Path | None, default_model: str,
-                    default_scale: int) -> tuple[str, int]:
-    """--model and --scale as given; without --model, the model that --weights holds (and, without --scale, its
-    scale); else the command's defaults. A file whose model cannot be told is a WeightsError then."""
-    if model is None and weights is not None:
-        model, held = held_model(weights)
-        scale = scale if scale is not None else held
-    return model or default_model, scale if scale is not None else default_scale
+OfflineOpt = Annotated[bool, typer.Option(
+    "--offline", help="Never download: a catalogue model must be in the cache already (also SRTOOL_OFFLINE=1).")]
+DenoiseOpt = Annotated[float | None, typer.Option(
+    "--denoise", min=0.0, max=1.0, help="realesr-general-x4v3 only: denoise strength 0..1, a weight-by-weight blend "
+                                        "with its -wdn twin (Real-ESRGAN's -dn).", show_default=False)]
+
+
+def catalogue_file(value: str | Path | None) -> Path | None:
+    """A weights option's value (--init, --teacher): a file as given, or a catalogue name, fetched into the cache
+    on first use."""
+    if value is None or Path(value).exists() or (entry := catalogue.find(str(value))) is None:
+        return None if value is None else Path(value)
+    return catalogue.ensure(entry, quiet=not interactive())
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """The model to run: registry name, scale, weights file, and the file blended in with its weight."""
+
+    name: str
+    scale: int
+    weights: Path | None
+    blend: tuple[Path, float] | None = None
+
+
+def choose_model(model: str | None, scale: int | None, weights: Path | None, default_model: str, default_scale: int,
+                 *, offline: bool = False, denoise: float | None = None) -> ModelChoice:
+    """--model, --scale and --weights resolved. A registry name runs as given; a catalogue name (``srtool
+    models``) runs its published file, fetched into the cache on first use; without --model, the model that
+    --weights holds (and, without --scale, its scale); else the command's defaults."""
+    entry = catalogue.find(model) if model is not None and model.lower() not in MODELS else None
+    if entry is None or weights is not None:
+        if denoise is not None:
+            raise UsageError("--denoise goes with a catalogue model that has a denoise twin "
+                             f"({', '.join(e.name for e in catalogue.catalogue().values() if e.denoise_pair)})")
+        if model is None and weights is not None:
+            model, held = held_model(weights)
+            scale = scale if scale is not None else held
+        return ModelChoice(model or default_model, scale if scale is not None else default_scale, weights)
+    entry, scale = catalogue.resolve(entry.name, scale)
+    path = catalogue.ensure(entry, offline_only=offline, quiet=not interactive())
+    if denoise is None:
+        return ModelChoice(entry.architecture, scale, path)
+    if entry.denoise_pair is None:
+        raise UsageError(f"--denoise: {entry.name} has no denoise twin to blend with")
+    twin = catalogue.ensure(catalogue.catalogue()[entry.denoise_pair], offline_only=offline, quiet=not interactive())
+    return ModelChoice(entry.architecture, scale, path, (twin, 1 - denoise))
 
 
 def run_command(fn: Callable[[], T]) -> T:
-    """Run a command body: an SrtoolError becomes one line and its exit code, Ctrl-C exits 130."""
+    """Run a command body: an SrtoolError becomes one line and its exit code; SIGINT (Ctrl-C) and SIGTERM stop
+    the children and exit 130 and 143 (see sr_cli/signals.py)."""
     try:
-        return fn()
+        with signals.handling(signals.stop):
+            return fn()
     except SrtoolError as err:
         error(str(err))
         raise typer.Exit(err.exit_code) from None
-    except KeyboardInterrupt:
-        error("interrupted")
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except KeyboardInterrupt as err:
+        error(str(err) or "interrupted")
+        code = err.exit_code if isinstance(err, signals.Stopped) else EXIT_INTERRUPTED
+        signals.exit_if_workers_left(code)
+        raise typer.Exit(code) from None
 
 
 @contextmanager

@@ -8,12 +8,13 @@ from typing import Annotated, Any
 
 import typer
 
-from sr_cli.cli.common import run_command
-from sr_cli.cli.train import (AugmentOpt, BatchOpt, CacheDirOpt, CheckpointEveryOpt, DataOpt, DecayEveryOpt,
-                              DegradationOpt, DeviceOpt, EmaOpt, GammaOpt, GradClipOpt, JsonOpt, LogEveryOpt, LrOpt,
-                              MilestonesOpt, MinLrOpt, OptimizerOpt, PatchOpt, PatienceOpt, PrecisionOpt, ResumeOpt,
-                              ScaleOpt, ScheduleOpt, SeedOpt, StepsOpt, ValDataOpt, ValEveryOpt, ValSetOpt,
-                              VggWeightsOpt, WarmupOpt, WeightDecayOpt, WorkersOpt, given_settings, run_trainer)
+from sr_cli.cli.common import catalogue_file, run_command
+from sr_cli.cli.train import (AugmentOpt, BatchOpt, CacheDirOpt, CheckpointEveryOpt, CheckpointMinutesOpt, DataOpt,
+                              DecayEveryOpt, DegradationOpt, DeviceOpt, EmaOpt, GammaOpt, GradClipOpt, JsonOpt,
+                              LogEveryOpt, LrOpt, MilestonesOpt, MinLrOpt, OptimizerOpt, PatchOpt, PatienceOpt,
+                              PrecisionOpt, ResumeOpt, ScaleOpt, ScheduleOpt, SeedOpt, StepsOpt, ValDataOpt,
+                              ValEveryOpt, ValSetOpt, VggWeightsOpt, WarmupOpt, WeightDecayOpt, WorkersOpt,
+                              given_settings, run_trainer)
 from sr_cli.errors import UsageError
 from sr_cli.train.distill import MODES, DistillConfig, DistillTrainer
 from sr_cli.train.loop import Reporter, Trainer, resume_config
@@ -91,6 +92,7 @@ def distill(
     val_every: ValEveryOpt = None,
     patience: PatienceOpt = None,
     checkpoint_every: CheckpointEveryOpt = None,
+    checkpoint_minutes: CheckpointMinutesOpt = None,
     log_every: LogEveryOpt = None,
     workers: WorkersOpt = None,
     seed: SeedOpt = None,
@@ -102,8 +104,8 @@ def distill(
     best.safetensors and last.safetensors hold the student at --export-width as a standalone sliced network
     (`srtool upscale --model csd --width W --weights RUN/best.safetensors`); validation (val_psnr) is the
     student's, teacher_val_psnr the teacher's. In csd mode teacher_best/teacher_last.safetensors hold the whole
-    shared network at the same steps, which runs at any --width. Ctrl-C checkpoints and stops (exit 130),
-    --resume continues.
+    shared network at the same steps, which runs at any --width. Ctrl-C or SIGTERM checkpoints and stops
+    (exit 130 or 143), --resume continues.
     """
     given = given_settings({
         "steps": steps, "batch": batch, "patch": patch, "vgg_weights": vgg_weights, "optimizer": optimizer,
@@ -111,12 +113,14 @@ def distill(
         "milestones": milestones, "gamma": gamma, "warmup": warmup, "min_lr": min_lr, "grad_clip": grad_clip,
         "ema": ema, "precision": precision, "device": device, "degradation": degradation, "augment": augment,
         "val_set": val_set, "val_data": val_data, "val_every": val_every, "patience": patience,
-        "checkpoint_every": checkpoint_every, "log_every": log_every, "workers": workers, "seed": seed,
-        "cache_dir": cache_dir, "export_width": export_width, "negatives": negatives, "lambda_con": lambda_con,
-        "lambda_teacher": lambda_teacher, "teacher": teacher,
+        "checkpoint_every": checkpoint_every, "checkpoint_minutes": checkpoint_minutes, "log_every": log_every,
+        "workers": workers, "seed": seed, "cache_dir": cache_dir, "export_width": export_width, "negatives": negatives,
+        "lambda_con": lambda_con, "lambda_teacher": lambda_teacher, "teacher": teacher,
     })
 
     def body() -> int:
+        if given.get("teacher") is not None:
+            given["teacher"] = str(catalogue_file(given["teacher"]))
         if no_distill and mode not in (None, "none"):
             raise UsageError(f"--no-distill is --mode none: it cannot go with --mode {mode}")
         chosen = "none" if no_distill else mode

@@ -1,4 +1,4 @@
-"""``srtool models``: the registry as a table or JSON."""
+"""``srtool models``: the registry and the weights catalogue as tables or JSON; ``fetch`` and ``add`` fill the cache."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from sr_cli.cli.common import out_console, print_json, run_command
-from sr_cli.errors import WeightsError
+from sr_cli import catalogue
+from sr_cli.cli.common import err_console, interactive, out_console, print_json, run_command
+from sr_cli.errors import UsageError, WeightsError
 from sr_cli.registry import MODELS, ModelSpec, shipped_weights
 from sr_cli.weights import read_metadata
 
@@ -47,13 +48,31 @@ def describe(spec: ModelSpec) -> dict[str, Any]:
     }
 
 
-def models(json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False) -> None:
-    """List every model: scales, colour space, overlap, parameters (of the shipped network where weights ship),
-    and which scales have shipped weights."""
+def catalogue_row(entry: catalogue.Entry) -> dict[str, Any]:
+    """One catalogue entry as plain data (``set5_psnr``: the paper's, at the entry's largest scale)."""
+    set5 = entry.published.get("set5", {})
+    return {"name": entry.name, "architecture": entry.architecture, "scales": list(entry.scales), "size": entry.size,
+            "licence": entry.licence, "source": entry.source, "cached": entry.cached,
+            "set5_psnr": set5.get(f"x{max(entry.scales)}"), "url": entry.url, "sha256": entry.sha256}
+
+
+models_app = typer.Typer(help="The registry and the catalogue of published weights; fetch or add those.",
+                         invoke_without_command=True, no_args_is_help=False)
+
+
+@models_app.callback()
+def models(ctx: typer.Context,
+           json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False) -> None:
+    """List every model (scales, colour space, overlap, parameters of the shipped network where weights ship,
+    which scales have shipped weights) and every catalogue entry of published weights (`-m NAME` runs one)."""
+    if ctx.invoked_subcommand is not None:
+        return
+
     def body() -> None:
         rows = [describe(spec) for spec in MODELS.values()]
+        published = [catalogue_row(e) for e in catalogue.catalogue().values()]
         if json_out:
-            print_json(rows)
+            print_json({"registry": rows, "catalogue": published})
             return
         table = Table(title="srtool models", caption="params: of the shipped network where weights ship, else of "
                       "the registry's (the paper's)")
@@ -65,10 +84,47 @@ def models(json_out: Annotated[bool, typer.Option("--json", help="Print JSON ins
             params = "-" if not count else f"{count / 1e6:.3g}M" if count >= 1e5 else f"{count:,}"
             table.add_row(r["name"], scales, r["space"], str(r["overlap"]), params, r["summary"])
         out_console.print(table)
+        table = Table(title="published weights (srtool upscale -m NAME fetches on first use; srtool models fetch NAME)",
+                      caption=f"cache: {catalogue.cache_dir()}; Set5 PSNR: the paper's, not measured here")
+        for col in ("name", "runs as", "scale", "size", "licence", "cached", "Set5 PSNR"):
+            table.add_column(col, no_wrap=col == "name")
+        for r in published:
+            size = f"{r['size'] / 2**20:.1f} MiB" if r["size"] else "?"
+            table.add_row(r["name"], r["architecture"], "/".join(f"x{s}" for s in r["scales"]), size, r["licence"],
+                          "yes" if r["cached"] else "no", f"{r['set5_psnr']:.2f}" if r["set5_psnr"] else "-")
+        out_console.print(table)
+
+    run_command(body)
+
+
+@models_app.command("fetch")
+def fetch(names: Annotated[list[str], typer.Argument(help="Catalogue names (srtool models lists them).")]) -> None:
+    """Download published weights into the cache (resumable; checked by sha256 before they are ever used)."""
+    def body() -> None:
+        for name in names:
+            entry = catalogue.find(name)
+            if entry is None:
+                raise UsageError(f"'{name}' is not in the weights catalogue (srtool models lists it)")
+            path = catalogue.ensure(entry, quiet=not interactive())
+            err_console.print(f"{entry.name}: {path}", soft_wrap=True)
+
+    run_command(body)
+
+
+@models_app.command("add")
+def add(name: Annotated[str, typer.Argument(help="Catalogue name.")],
+        file: Annotated[Path, typer.Argument(help="A copy of its file, carried over by hand.")]) -> None:
+    """Register a file brought to an offline machine: checked against the catalogue's sha256, copied into the
+    cache."""
+    def body() -> None:
+        entry = catalogue.find(name)
+        if entry is None:
+            raise UsageError(f"'{name}' is not in the weights catalogue (srtool models lists it)")
+        err_console.print(f"{entry.name}: {catalogue.register(entry, file)}", soft_wrap=True)
 
     run_command(body)
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``models`` to the app."""
-    app.command("models")(models)
+    """Add ``models`` (a group: the listing, ``fetch``, ``add``) to the app."""
+    app.add_typer(models_app, name="models")

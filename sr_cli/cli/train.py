@@ -11,9 +11,10 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from sr_cli.cli.common import err_console, interactive, out_console, print_json, run_command, warn
-from sr_cli.errors import EXIT_INTERRUPTED, UsageError
+from sr_cli.cli.common import catalogue_file, err_console, interactive, out_console, print_json, run_command, warn
+from sr_cli.errors import UsageError
 from sr_cli.registry import get_spec
+from sr_cli.signals import EXIT_CODES
 from sr_cli.train.config import TrainConfig
 from sr_cli.train.loop import Reporter, Trainer, resume_config
 
@@ -118,7 +119,9 @@ ValSetOpt = _opt(str, "Validation data set." + _d("val_set"))
 ValDataOpt = _opt(Path, "Folder of HR validation images (instead of --val-set).")
 ValEveryOpt = _opt(int, "Validate every N steps." + _d("val_every"))
 PatienceOpt = _opt(int, "Stop after N validations without a better PSNR; 0 = never." + _d("patience"))
-CheckpointEveryOpt = _opt(int, "Checkpoint every N steps." + _d("checkpoint_every"))
+CheckpointEveryOpt = _opt(int, "Checkpoint every N steps (and at every validation)." + _d("checkpoint_every"))
+CheckpointMinutesOpt = _opt(float, "Also checkpoint when this many minutes have passed since the last checkpoint."
+                            + _d("checkpoint_minutes"))
 LogEveryOpt = _opt(int, "Metrics CSV row every N steps." + _d("log_every"))
 WorkersOpt = _opt(int, "DataLoader worker processes." + _d("workers"))
 SeedOpt = _opt(int, "Random seed (data, init)." + _d("seed"))
@@ -138,8 +141,8 @@ def given_settings(values: dict[str, Any]) -> dict[str, Any]:
 
 def run_trainer(build: Callable[[Reporter], Trainer], log_every: int, json_out: bool, command: str,
                 extra: Callable[[Trainer], dict[str, Any]] | None = None) -> int:
-    """Build a trainer with a console reporter, run it, print the summary; the exit code (130 when
-    interrupted). ``extra`` adds to the summary."""
+    """Build a trainer with a console reporter, run it, print the summary; the exit code (130 when interrupted
+    by SIGINT, 143 by SIGTERM). ``extra`` adds to the summary."""
     reporter = ConsoleReporter(log_every, interactive() and not json_out, command)
     try:
         trainer = build(reporter)
@@ -156,7 +159,7 @@ def run_trainer(build: Callable[[Reporter], Trainer], log_every: int, json_out: 
                           f"weights in {result.run_dir}", soft_wrap=True)
     if result.status == "interrupted":
         warn(f"interrupted: checkpoint written; continue with `srtool {command} --resume {result.run_dir}`")
-        return EXIT_INTERRUPTED
+        return EXIT_CODES[result.stop_signal]
     return 0
 
 
@@ -169,7 +172,8 @@ def train(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder. Default: runs/<model>_x<scale>_<time>"
                                              " (mdsr without --scale: runs/mdsr_<time>).", show_default=False)] = None,
     resume: ResumeOpt = None,
-    init: Annotated[Path | None, typer.Option("--init", help="Start from these weights: copies every tensor "
+    init: Annotated[Path | None, typer.Option("--init", help="Start from these weights (a file or a catalogue name, "
+                                              "see srtool models): copies every tensor "
                                               "whose name and shape match (a file of the same model also brings its "
                                               "network options, e.g. BasicSR's MSRResNet).", show_default=False)] = None,
     steps: StepsOpt = None,
@@ -206,13 +210,15 @@ def train(
     val_every: ValEveryOpt = None,
     patience: PatienceOpt = None,
     checkpoint_every: CheckpointEveryOpt = None,
+    checkpoint_minutes: CheckpointMinutesOpt = None,
     log_every: LogEveryOpt = None,
     workers: WorkersOpt = None,
     seed: SeedOpt = None,
     cache_dir: CacheDirOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Train a model on folders of HR images; Ctrl-C checkpoints and stops (exit 130), --resume continues."""
+    """Train a model on folders of HR images; Ctrl-C or SIGTERM checkpoints and stops (exit 130 or 143), --resume
+    continues."""
     given = given_settings({
         "steps": steps, "batch": batch, "patch": patch, "loss": loss, "gan_type": gan_type,
         "perceptual_layer": perceptual_layer, "vgg_weights": vgg_weights, "optimizer": optimizer, "lr": lr,
@@ -220,11 +226,13 @@ def train(
         "milestones": milestones, "gamma": gamma, "warmup": warmup, "min_lr": min_lr, "grad_clip": grad_clip,
         "ema": ema, "precision": precision, "device": device, "degradation": degradation, "augment": augment,
         "val_set": val_set, "val_data": val_data, "val_every": val_every, "patience": patience,
-        "checkpoint_every": checkpoint_every, "log_every": log_every, "workers": workers, "seed": seed,
-        "cache_dir": cache_dir, "init": init,
+        "checkpoint_every": checkpoint_every, "checkpoint_minutes": checkpoint_minutes, "log_every": log_every,
+        "workers": workers, "seed": seed, "cache_dir": cache_dir, "init": init,
     })
 
     def body() -> int:
+        if given.get("init") is not None:
+            given["init"] = str(catalogue_file(given["init"]))
         if resume is not None:
             if data:
                 raise UsageError("--resume uses the run's own --data; do not pass --data with it")

@@ -8,9 +8,10 @@ from typing import Annotated
 
 import typer
 
+from sr_cli.atomic import remove_stale
 from sr_cli.batch import expand_inputs, plan_jobs, prepare_folder, upscale_file
-from sr_cli.cli.common import (DeviceOpt, PrecisionOpt, TileOpt, WidthOpt, error, interactive, model_and_scale,
-                               model_options, out_console, parse_tile, print_json, progress_bar, run_command)
+from sr_cli.cli.common import (DenoiseOpt, DeviceOpt, OfflineOpt, PrecisionOpt, TileOpt, WidthOpt, choose_model,
+                               error, interactive, model_options, out_console, parse_tile, print_json, progress_bar, run_command, warn)
 from sr_cli.errors import EXIT_FAILED, EXIT_OK, SrtoolError, UsageError
 from sr_cli.images import DEFAULT_MAX_PIXELS
 from sr_cli.pipeline import Upscaler
@@ -43,6 +44,8 @@ def upscale(
                                                  "weights: srtool's, or an official EDSR/MDSR/CSD/BasicSR/ESRGAN "
                                                  "checkpoint.", show_default=False)] = None,
     width: WidthOpt = None,
+    denoise: DenoiseOpt = None,
+    offline: OfflineOpt = False,
     device: DeviceOpt = None,
     precision: PrecisionOpt = "auto",
     tile: TileOpt = "auto",
@@ -67,12 +70,15 @@ def upscale(
         target = output
         if example and output is None:
             target = Path.cwd()
-        name, factor = model_and_scale(model, scale, weights, DEFAULT_MODEL, DEFAULT_SCALE)
+        picked = choose_model(model, scale, weights, DEFAULT_MODEL, DEFAULT_SCALE, offline=offline, denoise=denoise)
+        name, factor = picked.name, picked.scale
         jobs = plan_jobs(sources, target, name, factor) if sources else []
         if target is not None and jobs and jobs[0].target.parent == target:
             prepare_folder(target)
+        for folder in dict.fromkeys(job.target.parent for job in jobs):
+            remove_stale(folder)  # what a killed run left half-written
         options = model_options(get_spec(name).name, width)
-        upscaler = Upscaler(name, factor, weights=weights, device=device, precision=precision,
+        upscaler = Upscaler(name, factor, weights=picked.weights, blend=picked.blend, device=device, precision=precision,
                             tile=parse_tile(tile), ensemble=ensemble, batch_size=batch_size, **options)
         report, codes = [], []
         for problem in problems:
@@ -97,9 +103,11 @@ def upscale(
                     codes.append(err.exit_code)
                     report.append({"input": str(job.source), "status": "error", "error": str(err)})
                 else:
+                    for note in picture.notes:
+                        warn(note)
                     h, w = picture.pixels.shape[:2]
                     report.append({"input": str(job.source), "output": str(job.target), "status": "ok",
-                                   "size": [w, h], "bit_depth": picture.bit_depth})
+                                   "size": [w, h], "bit_depth": picture.bit_depth, "warnings": list(picture.notes)})
                 bar.advance(images)
         if json_out:
             print_json({"model": upscaler.spec.name, "scale": factor, "device": str(upscaler.device),

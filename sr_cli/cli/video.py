@@ -13,10 +13,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.table import Table
 from rich.text import Text
 
-from sr_cli.cli.common import (DeviceOpt, PrecisionOpt, TileOpt, WidthOpt, err_console, interactive,
-                               model_and_scale, model_options, out_console, parse_tile, print_json, run_command)
+from sr_cli.cli.common import (DenoiseOpt, DeviceOpt, OfflineOpt, PrecisionOpt, TileOpt, WidthOpt, choose_model,
+                               err_console, interactive, model_options, out_console, parse_tile, print_json, run_command)
 from sr_cli.errors import InputError, UsageError
 from sr_cli.registry import get_spec
+from sr_cli.signals import Stopped
 from sr_cli.video import DEFAULT_VIDEO_MODEL, DEFAULT_VIDEO_SCALE, VideoReport, VideoRequest, run_video
 from sr_cli.video.dist import local_rank, rank_and_world
 from sr_cli.video.timing import parse_time
@@ -69,6 +70,8 @@ def video(
     precision: PrecisionOpt = "auto",
     tile: TileOpt = "auto",
     width: WidthOpt = None,
+    denoise: DenoiseOpt = None,
+    offline: OfflineOpt = False,
     ensemble: Annotated[bool, typer.Option("--ensemble", help="x8 self-ensemble (8x slower).")] = False,
     batch: Annotated[int, typer.Option("--batch", help="Frames per inference batch.", min=1)] = 4,
     codec: Annotated[str | None, typer.Option("--codec", "-c", help="Video encoder: libx264 (default), libx265, "
@@ -104,7 +107,8 @@ def video(
 ) -> None:
     """Upscale a video: streamed, pipelined, exact frame timing, audio and subtitles copied.
 
-    Under torchrun each rank upscales a contiguous range of frames; rank 0 joins them.
+    Under torchrun each rank upscales a contiguous range of frames; rank 0 joins them. Ctrl-C or SIGTERM stops
+    within a second or two (exit 130 or 143), keeping the finished chunks for --resume.
     """
     def body() -> None:
         from sr_cli.pipeline import Upscaler
@@ -115,12 +119,16 @@ def video(
             raise UsageError("--duration must be more than 0")
         if not source.is_file():
             raise InputError(f"{source}: no such file")
-        name, factor = model_and_scale(model, scale, weights, DEFAULT_VIDEO_MODEL, DEFAULT_VIDEO_SCALE)
-        upscaler = Upscaler(name, factor, weights=weights, device=_device(device), precision=precision,
-                            tile=parse_tile(tile), ensemble=ensemble, **model_options(get_spec(name).name, width))
+        picked = choose_model(model, scale, weights, DEFAULT_VIDEO_MODEL, DEFAULT_VIDEO_SCALE, offline=offline,
+                              denoise=denoise)
+        name, factor = picked.name, picked.scale
+        upscaler = Upscaler(name, factor, weights=picked.weights, blend=picked.blend, device=_device(device),
+                            precision=precision, tile=parse_tile(tile), ensemble=ensemble,
+                            **model_options(get_spec(name).name, width))
         upscale = upscaler.upscale_frames
 
-        tag = (f"{upscaler.spec.name} x{factor} weights={weights.resolve() if weights else 'shipped'} "
+        tag = (f"{upscaler.spec.name} x{factor} weights={picked.weights.resolve() if picked.weights else 'shipped'} "
+               f"blend={picked.blend} "
                f"{upscaler.dtype} tile={tile} ensemble={ensemble}")
         request = VideoRequest(source, output, codec, crf, preset, pix_fmt, list(ffmpeg_arg or []), not no_audio,
                                begin or Fraction(0), length, frames_dir, overwrite, resume, on_error, chunk_frames, batch)
@@ -129,8 +137,12 @@ def video(
                    TextColumn("frames"), FpsColumn(), TimeRemainingColumn()]
         with Progress(*columns, console=err_console, disable=not interactive() or json_out or rank > 0) as bar:
             task = bar.add_task("frames", total=None)
-            report = run_video(request, upscale, factor, tag,
-                               on_progress=lambda done, total: bar.update(task, completed=done, total=total))
+            try:
+                report = run_video(request, upscale, factor, tag,
+                                   on_progress=lambda done, total: bar.update(task, completed=done, total=total))
+            except Stopped as stopped:
+                raise Stopped(stopped.signum, "interrupted: run the same command with --resume to continue from "
+                                              "the finished chunks") from None
         if json_out:
             print_json(report.to_json())
         elif rank == 0:

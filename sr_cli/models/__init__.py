@@ -1,5 +1,6 @@
 """The SR architectures srtool runs and trains (PyTorch only; see ``registry.py`` for the named models)."""
 
+from sr_cli.models.compact import SRVGGNetCompact
 from sr_cli.models.csd import CSDEDSR, slice_state_dict
 from sr_cli.models.edsr import EDSR, MDSR
 from sr_cli.models.espcn import ESPCN
@@ -10,4 +11,4 @@ from sr_cli.models.srcnn import SRCNN
 from sr_cli.models.srresnet import SRGANDiscriminator, SRResNet
 
 __all__ = ["CSDEDSR", "EDSR", "ESPCN", "FSRCNN", "MDSR", "MSRResNet", "RRDBNet", "SRCNN", "SRGANDiscriminator",
-           "SRResNet", "VGGStyleDiscriminator", "slice_state_dict"]
+           "SRResNet", "SRVGGNetCompact", "VGGStyleDiscriminator", "slice_state_dict"]

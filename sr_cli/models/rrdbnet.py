@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sr_cli.models.blocks import conv, scaled_kaiming_, stage_factors, upsampling_radius
+from sr_cli.models.blocks import check_scale, conv, scaled_kaiming_, stage_factors, upsampling_radius
 
 
 def _lrelu() -> nn.Module:
@@ -51,14 +51,23 @@ class RRDBNet(nn.Module):
     per stage, conv_hr, conv_last.
 
     ×4 is BasicSR's layout exactly (two ×2 stages, ``conv_up1`` and ``conv_up2``); ×2 and ×3 use one stage
-    (nearest ×scale, ``conv_up1``) and have no ``conv_up2`` (BasicSR's ×2 pixel-unshuffle variant differs).
+    (nearest ×scale, ``conv_up1``) and have no ``conv_up2``. ``unshuffle=2`` at ×2 is BasicSR's ×2 layout
+    (``RealESRGAN_x2plus``): the input is pixel-unshuffled by 2 (``conv_first`` takes 12 channels), upsampled ×4;
+    an odd height or width is first reflect-padded by one pixel at the bottom or right, the output cropped back (as
+    Real-ESRGAN's inference does). Its output follows the 2×2 cells, so a tile gives the whole image's result only
+    where it starts at an even offset.
     """
 
     def __init__(self, scale: int, num_in_ch: int = 3, num_out_ch: int = 3, num_feat: int = 64,
-                 num_block: int = 23, num_grow_ch: int = 32) -> None:
+                 num_block: int = 23, num_grow_ch: int = 32, unshuffle: int = 1) -> None:
         super().__init__()
-        self.factors = stage_factors(scale)
-        self.conv_first = conv(num_in_ch, num_feat, 3)
+        check_scale(scale)
+        if unshuffle != 1 and scale * unshuffle != 4:
+            raise ValueError(f"unshuffle {unshuffle} at x{scale}: the unshuffled input is upsampled x4 (BasicSR's "
+                             "x2 layout is unshuffle 2)")
+        self.scale, self.unshuffle = scale, unshuffle
+        self.factors = stage_factors(scale * unshuffle)
+        self.conv_first = conv(num_in_ch * unshuffle**2, num_feat, 3)
         self.body = nn.Sequential(*[RRDB(num_feat, num_grow_ch) for _ in range(num_block)])
         self.conv_body = conv(num_feat, num_feat, 3)
         self.conv_up1 = conv(num_feat, num_feat, 3)
@@ -69,20 +78,34 @@ class RRDBNet(nn.Module):
         self.lrelu = _lrelu()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        if self.unshuffle > 1:
+            pad_h, pad_w = -h % self.unshuffle, -w % self.unshuffle
+            if pad_h or pad_w:
+                x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect" if min(h, w) > 1 else "replicate")
+            x = F.pixel_unshuffle(x, self.unshuffle)
         feat = self.conv_first(x)
         feat = feat + self.conv_body(self.body(feat))
         ups = [self.conv_up1, self.conv_up2] if len(self.factors) == 2 else [self.conv_up1]
         for factor, layer in zip(self.factors, ups, strict=True):
             feat = self.lrelu(layer(F.interpolate(feat, scale_factor=factor, mode="nearest")))
-        return self.conv_last(self.lrelu(self.conv_hr(feat)))
+        out = self.conv_last(self.lrelu(self.conv_hr(feat)))
+        return out[..., :h * self.scale, :w * self.scale] if self.unshuffle > 1 else out
 
     @staticmethod
-    def receptive_radius(scale: int, num_block: int = 23) -> int:
+    def receptive_radius(scale: int, num_block: int = 23, unshuffle: int = 1) -> int:
         """Radius in LR pixels: conv_first + 15 per RRDB + conv_body, then conv_up per stage and
-        conv_hr + conv_last at HR."""
-        factors = stage_factors(scale)
+        conv_hr + conv_last at HR.
+
+        Unshuffled by ``u`` (= the first stage's factor, which brings the cells back to the LR grid): a pixel's
+        cell of ``u`` pixels, ``r0`` cells of LR convolutions and a radius ``r1`` after the first stage reach
+        ``u·r0 + r1 + u - 1`` pixels.
+        """
+        factors = stage_factors(scale * unshuffle)
         radii = [1 + 15 * num_block + 1] + [1] * (len(factors) - 1) + [3]
-        return upsampling_radius(radii, factors)
+        if unshuffle == 1:
+            return upsampling_radius(radii, factors)
+        return unshuffle * radii[0] + upsampling_radius(radii[1:], factors[1:]) + unshuffle - 1
 
 
 class VGGStyleDiscriminator(nn.Module):

@@ -13,7 +13,7 @@ OPTIMIZERS = ("adam", "adamw")
 SCHEDULES = ("step", "cosine", "constant")
 # What --resume may change; everything else comes from the run's own config.
 RESUME_OVERRIDES = frozenset({"steps", "device", "precision", "workers", "val_every", "patience",
-                              "checkpoint_every", "log_every"})
+                              "checkpoint_every", "checkpoint_minutes", "log_every"})
 
 
 @dataclass
@@ -54,6 +54,7 @@ class TrainConfig:
     val_every: int = 1000
     patience: int = 0  # stop after this many validations without a new best; 0 = never
     checkpoint_every: int = 1000
+    checkpoint_minutes: float = 5.0  # also checkpoint once this long has passed since the last checkpoint
     log_every: int = 100
     workers: int = 2
     seed: int = 0
@@ -65,9 +66,9 @@ class TrainConfig:
         for name in ("steps", "batch", "patch", "val_every", "checkpoint_every", "log_every"):
             if int(getattr(self, name)) < 1:
                 raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        for name in ("lr", "gamma"):
+        for name in ("lr", "gamma", "checkpoint_minutes"):
             if not float(getattr(self, name)) > 0:
-                raise UsageError(f"--{name} must be positive, got {getattr(self, name)}")
+                raise UsageError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
         if self.optimizer not in OPTIMIZERS:
             raise UsageError(f"unknown --optimizer {self.optimizer!r}: choose {' or '.join(OPTIMIZERS)}")
         if self.schedule not in SCHEDULES:

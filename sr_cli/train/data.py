@@ -202,13 +202,14 @@ class StepBatches(Sampler[list[int]]):
 @dataclass(frozen=True)
 class WorkerInit:
     """A ``worker_init_fn``: seeds the worker's global RNGs from (seed, rank, worker) and leaves Ctrl-C to the
-    main process (which checkpoints and then stops the workers itself)."""
+    main process, and SIGTERM too (the main process checkpoints and then stops the workers itself)."""
 
     seed: int
     rank: int
 
     def __call__(self, worker_id: int) -> None:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C or a process group's SIGTERM
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         state = np.random.SeedSequence([self.seed, self.rank, worker_id]).generate_state(2)
         random.seed(int(state[0]))
         np.random.seed(int(state[1]))

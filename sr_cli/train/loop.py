@@ -13,8 +13,12 @@ A multi-scale model (MDSR) trains every scale of its registry entry in turn, one
 patches all of one scale), is validated at every scale, and keeps the weights of the best mean PSNR.
 
 Under ``torchrun`` (``WORLD_SIZE`` > 1) the model is wrapped in DistributedDataParallel (NCCL on CUDA, gloo
-otherwise), each rank draws its own disjoint samples, and only rank 0 validates and writes. Ctrl-C (SIGINT)
-finishes the current step, writes a checkpoint and returns ``status == "interrupted"``; a second Ctrl-C aborts.
+otherwise), each rank draws its own disjoint samples, and only rank 0 validates and writes. Ctrl-C (SIGINT) or
+SIGTERM finishes the current step, writes a checkpoint and returns ``status == "interrupted"``; a second one
+aborts.
+
+A run can always be resumed: a new run folder gets its step-0 checkpoint before its config.json, and the loop
+checkpoints every ``checkpoint_every`` steps, every ``checkpoint_minutes`` and at every validation.
 """
 
 from __future__ import annotations
@@ -37,9 +41,9 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from sr_cli.atomic import atomic_path
+from sr_cli import signals
 from sr_cli.colour import rgb_to_y
-from sr_cli.device import precision_name, select_device, use_channels_last
+from sr_cli.device import precision_name, select_device, select_precision, use_channels_last
 from sr_cli.errors import SrtoolError, UsageError, WeightsError
 from sr_cli.registry import MODELS, ModelSpec, get_spec
 from sr_cli.train import runs
@@ -47,7 +51,7 @@ from sr_cli.train.config import TrainConfig
 from sr_cli.train.data import (PatchPairs, ScaleCycle, StepBatches, WorkerInit, cache_key, degrade_images, find_images,
                                load_images)
 from sr_cli.train.losses import Adversarial, Criterion, Perceptual, parse_loss
-from sr_cli.train.optim import EMA, build_optimizer, lr_factor, training_precision
+from sr_cli.train.optim import EMA, build_optimizer, lr_factor
 from sr_cli.train.validate import ValImage, evaluate, load_val_set
 from sr_cli.train.vgg import load_vgg
 from sr_cli.weights import load_state, save_weights
@@ -77,13 +81,14 @@ class Reporter:
 
 @dataclass
 class TrainResult:
-    """How a run ended: ``completed``, ``early-stopped`` or ``interrupted``."""
+    """How a run ended: ``completed``, ``early-stopped`` or ``interrupted`` (by ``stop_signal``)."""
 
     status: str
     step: int
     run_dir: Path | None
     best_psnr: float | None
     last_psnr: float | None
+    stop_signal: int | None = None
 
 
 @dataclass
@@ -129,7 +134,7 @@ def copy_matching(model: nn.Module, state: dict[str, Tensor]) -> tuple[int, list
     return len(fits), skipped
 
 
-INIT_SHAPE_OPTIONS = ("variant", "n_blocks", "n_feats", "num_block", "num_feat", "num_grow_ch")
+INIT_SHAPE_OPTIONS = ("variant", "n_blocks", "n_feats", "num_block", "num_feat", "num_grow_ch", "num_conv", "unshuffle")
 
 
 def _init_shape(meta: dict[str, Any], model: str) -> dict[str, Any]:
@@ -175,8 +180,8 @@ class Trainer:
         self.config = config
         self.terms = parse_loss(config.loss)
         self.device = self._setup_device(local_rank)
-        self.amp_dtype = training_precision(config.precision, self.device)
-        self.channels_last = use_channels_last(self.device)
+        self.amp_dtype = select_precision(config.precision, self.device)  # fp16 trains with a GradScaler
+        self.channels_last = use_channels_last(self.device, self.amp_dtype)
         self.scale = config.scale
         self.scales: tuple[int, ...] = self.spec.scales if self.spec.multi_scale else (config.scale,)
         checkpoint = self._read_checkpoint(run_dir) if resume else None
@@ -200,8 +205,6 @@ class Trainer:
         self.optimizer = build_optimizer(self.model.parameters(), config, config.lr)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_factor(config))
         self.adversarial = self.criterion.adversarial
-        if self.run_dir is not None:  # every input checked: now the run folder
-            (runs.write_config if resume else runs.create_run)(self.run_dir, config.to_dict())
         if self.adversarial is not None:
             self.optimizer_d = build_optimizer(self.adversarial.discriminator.parameters(), config,
                                                config.d_lr or config.lr)
@@ -213,14 +216,23 @@ class Trainer:
         self.last_val: dict[str, float] | None = None
         self.bad_validations = 0
         self.nan_skips = 0
+        self.log_sums: dict[str, float] = {}  # the loss sums and count of the metrics row being gathered
+        self.log_count = 0
         self.stop_requested = False
+        self.stop_signal: int = signal.SIGINT  # the signal that set stop_requested
         self._plotted, self._warned_plots = time.monotonic(), False
+        self._checkpointed = time.monotonic()
         if checkpoint is not None:
             self._restore(checkpoint)
         self.net = self._wrap(self.model)
         self.critic = self._wrap(self.adversarial.discriminator) if self.adversarial is not None else None
-        self.log = runs.MetricsLog(self.run_dir, self.log_columns(), self.step if resume else None) \
-            if self.main else None
+        self.log: runs.MetricsLog | None = None
+        if self.run_dir is not None:  # every input checked: now the run folder, resumable from the start
+            if resume:
+                runs.write_config(self.run_dir, config.to_dict())
+            else:
+                runs.create_run(self.run_dir, config.to_dict(), self._save_state)
+            self.log = runs.MetricsLog(self.run_dir, self.log_columns(), self.step if resume else None)
 
     # ------------------------------------------------------------------------------------------ building
 
@@ -319,6 +331,7 @@ class Trainer:
             "last_val": self.last_val,
             "bad_validations": self.bad_validations,
             "nan_skips": self.nan_skips,
+            "log": {"sums": self.log_sums, "count": self.log_count},
             "extra": self.extra_state(),
         }
         if self.adversarial is not None:
@@ -344,6 +357,8 @@ class Trainer:
         self.best, self.last_val = checkpoint["best"], checkpoint["last_val"]
         self.bad_validations = int(checkpoint["bad_validations"])
         self.nan_skips = int(checkpoint["nan_skips"])
+        log = checkpoint.get("log", {})  # older checkpoints were taken at log steps
+        self.log_sums, self.log_count = dict(log.get("sums", {})), int(log.get("count", 0))
         self.load_extra_state(checkpoint["extra"])
         if int(checkpoint["world"]) != self.world:
             self.reporter.warn(f"resuming a {checkpoint['world']}-process run with {self.world}: the data order "
@@ -357,13 +372,17 @@ class Trainer:
     def load_extra_state(self, state: dict[str, Any]) -> None:
         """Subclass hook: restore :meth:`extra_state`."""
 
+    def _save_state(self, path: Path) -> None:
+        """Write :meth:`checkpoint_state` to ``path``."""
+        torch.save(self.checkpoint_state(), path)
+
     def save_checkpoint(self, final: bool = False) -> None:
         """Write checkpoint.pt and last.safetensors, and the plots when ``final`` or a minute after the last
         ones (rank 0)."""
         if self.run_dir is None:
             return
-        with atomic_path(self.run_dir / runs.CHECKPOINT) as tmp:
-            torch.save(self.checkpoint_state(), tmp)
+        runs.write_checkpoint(self.run_dir, self._save_state)
+        self._checkpointed = time.monotonic()
         self.save_weights(self.run_dir / runs.LAST, self.last_val)
         if final or time.monotonic() - self._plotted >= PLOT_INTERVAL_S:
             self._plotted = time.monotonic()
@@ -535,23 +554,16 @@ class Trainer:
             stop = float(self.config.patience > 0 and self.bad_validations >= self.config.patience)
         return self._all_ranks([stop])[0] > 0
 
-    @contextlib.contextmanager
-    def _ctrl_c(self) -> Iterator[None]:
-        """First SIGINT: stop after this step; the second: abort."""
-        def handler(signum: int, frame: Any) -> None:
-            if self.stop_requested:
-                raise KeyboardInterrupt
-            self.stop_requested = True
+    def _on_signal(self, signum: int) -> None:
+        """The first SIGINT or SIGTERM: stop after this step; the second: abort."""
+        if self.stop_requested:
+            raise signals.Stopped(signum)
+        self.stop_requested, self.stop_signal = True, signum
 
-        try:
-            previous = signal.signal(signal.SIGINT, handler)
-        except ValueError:  # not the main thread
-            yield
-            return
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, previous)
+    def _checkpoint_due(self) -> bool:
+        """Whether ``checkpoint_every`` steps or ``checkpoint_minutes`` have passed since the last checkpoint."""
+        return self.step % self.config.checkpoint_every == 0 or \
+            time.monotonic() - self._checkpointed >= self.config.checkpoint_minutes * 60
 
     def run(self) -> TrainResult:
         """Train up to ``config.steps``; returns how it ended."""
@@ -561,10 +573,9 @@ class Trainer:
         self.reporter.start(self.run_dir, config.steps, self.step)
         self.reporter.note(f"precision {precision_name(self.amp_dtype)} on {self.device}"
                            + (f", {self.world} processes" if self.world > 1 else ""))
-        sums: dict[str, float] = {}
-        count, nan_in_a_row, tick = 0, 0, (self.step, time.perf_counter())
+        nan_in_a_row, tick = 0, (self.step, time.perf_counter())
         batches = self._batches()
-        with self._ctrl_c():
+        with signals.handling(self._on_signal):
             while self.step < config.steps:
                 if self._all_ranks([float(self.stop_requested)])[0] > 0:
                     status = "interrupted"
@@ -584,23 +595,25 @@ class Trainer:
                 else:
                     nan_in_a_row = 0
                     for k, v in logged.items():
-                        sums[k] = sums.get(k, 0.0) + v
-                    count += 1
+                        self.log_sums[k] = self.log_sums.get(k, 0.0) + v
+                    self.log_count += 1
                     self.reporter.step(self.step, logged["loss"], current_lr)
                 row: dict[str, Any] = {}
-                if count and (self.step % config.log_every == 0 or self.step == config.steps):
+                if self.log_count and (self.step % config.log_every == 0 or self.step == config.steps):
                     now = time.perf_counter()
                     row = {"step": self.step, "lr": current_lr,
-                           **{("loss" if k == "loss" else f"loss_{k}"): v / count for k, v in sums.items()},
+                           **{("loss" if k == "loss" else f"loss_{k}"): v / self.log_count
+                              for k, v in self.log_sums.items()},
                            "steps_per_s": (self.step - tick[0]) / (now - tick[1])}
-                    sums, count, tick = {}, 0, (self.step, now)
+                    self.log_sums, self.log_count, tick = {}, 0, (self.step, now)
                 stop = False
-                if self.step % config.val_every == 0 or self.step == config.steps:
+                validating = self.step % config.val_every == 0 or self.step == config.steps
+                if validating:
                     stop = self.validate()
                     row.update(step=self.step, **self.validation_row())
                 if row and self.log is not None:
                     self.log.append(row)
-                if self.step % config.checkpoint_every == 0 and self.step < config.steps:
+                if not stop and self.step < config.steps and (validating or self._checkpoint_due()):
                     self.save_checkpoint()
                 if stop:
                     status = "early-stopped"
@@ -610,5 +623,6 @@ class Trainer:
         batches.close()
         self.save_checkpoint(final=True)
         return TrainResult(status, self.step, self.run_dir,
-                           self.best["psnr"] if self.best else None, self.last_val["psnr"] if self.last_val else None)
+                           self.best["psnr"] if self.best else None, self.last_val["psnr"] if self.last_val else None,
+                           self.stop_signal if status == "interrupted" else None)
 

@@ -9,7 +9,6 @@ from collections.abc import Callable, Iterable
 import torch
 from torch import nn
 
-from sr_cli.device import select_precision
 from sr_cli.train.config import TrainConfig
 
 
@@ -70,16 +69,3 @@ class EMA:
     def load_state_dict(self, state: dict) -> None:
         self.module.load_state_dict(state["module"])
         self.updates = int(state["updates"])
-
-
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX); without it bf16 autocast is slower."""
-    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
-
-
-def training_precision(name: str | None, device: torch.device) -> torch.dtype:
-    """The autocast dtype for training: ``auto`` on CPU is bf16 where the CPU has native bf16, else fp32;
-    otherwise :func:`sr_cli.device.select_precision` (fp16 on CUDA, which trains with a GradScaler)."""
-    if (name or "auto") == "auto" and device.type == "cpu":
-        return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
-    return select_precision(name, device)

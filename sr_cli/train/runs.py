@@ -4,7 +4,8 @@
     RUN/metrics.csv         step, lr, loss and each loss term (means over the log interval), steps/s,
                             validation PSNR/SSIM (on validation steps; distill adds the teacher's)
     RUN/loss.png            loss curves             RUN/val_psnr.png   validation PSNR curves (matplotlib extra)
-    RUN/checkpoint.pt       everything --resume needs (the last one)
+    RUN/checkpoint.pt       everything --resume needs (the last one; written before config.json, so that a
+                            folder with a config can always be resumed)
     RUN/last.safetensors    final weights           RUN/best.safetensors   best-validation weights
 """
 
@@ -15,7 +16,7 @@ import io
 import json
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,18 +42,32 @@ def write_text(path: Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def _no_checkpoint(folder: Path) -> str:
+    return (f"{folder} has {CONFIG} but no {CHECKPOINT} (killed before its first checkpoint): delete the folder "
+            "or choose another --out to start again")
+
+
 def check_new(folder: Path) -> None:
     """An OutputError when ``folder`` already holds a run."""
     if (folder / CONFIG).exists():
+        if not (folder / CHECKPOINT).exists():
+            raise OutputError(_no_checkpoint(folder))
         raise OutputError(f"{folder} already holds a run: continue it with --resume {folder} or choose another --out")
 
 
-def create_run(folder: Path, config: dict[str, Any]) -> Path:
-    """Make a new run folder holding ``config`` (see :func:`check_new`)."""
+def write_checkpoint(folder: Path, save: Callable[[Path], None]) -> None:
+    """Replace ``checkpoint.pt`` atomically with what ``save(path)`` writes."""
+    with atomic_path(folder / CHECKPOINT) as tmp:
+        save(tmp)
+
+
+def create_run(folder: Path, config: dict[str, Any], save: Callable[[Path], None]) -> None:
+    """Make a new run folder (see :func:`check_new`): its first checkpoint, written by ``save(path)``, then
+    ``config``, so that the run can be resumed as soon as it is one."""
     check_new(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    write_checkpoint(folder, save)
     write_config(folder, config)
-    return folder
 
 
 def write_config(folder: Path, config: dict[str, Any]) -> None:
@@ -63,8 +78,10 @@ def write_config(folder: Path, config: dict[str, Any]) -> None:
 def read_config(folder: Path) -> dict[str, Any]:
     """The config of an existing run; InputError when ``folder`` is not a run folder."""
     path = folder / CONFIG
-    if not path.is_file() or not (folder / CHECKPOINT).is_file():
-        raise InputError(f"{folder} is not a run folder to resume (no {CONFIG} and {CHECKPOINT} in it)")
+    if not path.is_file():
+        raise InputError(f"{folder} is not a run folder to resume (no {CONFIG} in it)")
+    if not (folder / CHECKPOINT).is_file():
+        raise InputError(_no_checkpoint(folder))
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:

@@ -184,13 +184,18 @@ def vgg_weights_path(path: str | Path | None = None, *, download: bool = True, q
 
 
 def load_vgg(layers: list[str], path: str | Path | None = None, *, quiet: bool = False) -> VGGFeatures:
-    """Pretrained, frozen VGG19 features at ``layers`` (see :func:`vgg_weights_path` for ``path``)."""
+    """Pretrained, frozen VGG19 features at ``layers`` (see :func:`vgg_weights_path` for ``path``).
+
+    Only the network up to the deepest layer asked for is loaded, strictly: a file cut after that layer serves.
+    """
     weights = vgg_weights_path(path, quiet=quiet)
-    features = vgg19_features()
+    features = VGGFeatures(vgg19_features(), layers)
     try:
-        state = load_file(str(weights))
-        features.load_state_dict({k.removeprefix("features."): v.float() for k, v in state.items()}, strict=True)
+        state = {k.removeprefix("features."): v.float() for k, v in load_file(str(weights)).items()}
+        deeper = {k for k in state if k.split(".")[0].isdigit() and int(k.split(".")[0]) >= len(features.net)}
+        features.net.load_state_dict({k: v for k, v in state.items() if k not in deeper}, strict=True)
     except (RuntimeError, OSError) as err:
-        first = str(err).strip().splitlines()[0]
-        raise WeightsError(f"{weights} is not a VGG19 features file ({first})") from None
-    return VGGFeatures(features, layers)
+        lines = str(err).strip().splitlines()
+        detail = lines[1].strip() if len(lines) > 1 and lines[0].startswith("Error(s)") else lines[0]
+        raise WeightsError(f"{weights} is not a VGG19 features file ({detail})") from None
+    return features

@@ -1,4 +1,7 @@
-"""The ffmpeg binary that imageio-ffmpeg ships: finding it, running it, and reading its error lines."""
+"""The ffmpeg binary that imageio-ffmpeg ships: finding it, running it, and reading its error lines.
+
+Every ffmpeg runs as a child that dies with srtool and that a stop kills (see sr_cli/signals.py).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,8 @@ import re
 import subprocess
 from fractions import Fraction
 from functools import cache
+
+from sr_cli import signals
 
 _PREFIX = re.compile(r"^(\[[^\]]*\]\s*)+")
 _TELLING = re.compile(r"error|invalid|unrecognized|undefined|not |no |unable|cannot|could not|unknown|"
@@ -27,7 +32,10 @@ def command(*args: str) -> list[str]:
 
 def run(args: list[str]) -> subprocess.CompletedProcess[str]:
     """Run ffmpeg with ``args`` to completion; stdout and stderr are captured as text."""
-    return subprocess.run(command(*args), capture_output=True, text=True, errors="replace", check=False)
+    line = command(*args)
+    with signals.spawn(line, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace") as proc:
+        out, err = proc.communicate()
+    return subprocess.CompletedProcess(line, proc.returncode, out, err)
 
 
 def error_line(stderr: str) -> str:

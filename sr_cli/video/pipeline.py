@@ -2,12 +2,15 @@
 
 Memory stays bounded: at most ``QUEUE_DEPTH`` batches wait between two stages. Batches never cross a chunk
 boundary, so the encoder thread can finish a chunk file (atomically renamed) the moment its last frame lands.
+A stop (SIGINT/SIGTERM in the main thread) does not wait for a model call to return: the command exits without
+that thread (see sr_cli/signals.py), and the finished chunk files are what --resume continues from.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,12 +18,14 @@ from typing import Any
 
 import numpy as np
 
+from sr_cli import signals
 from sr_cli.atomic import atomic_path
 from sr_cli.errors import SrtoolError
 from sr_cli.video.reader import FrameReader
 from sr_cli.video.writer import ChunkWriter
 
 QUEUE_DEPTH = 2
+STOP_GRACE_S = 0.5  # how long a stop waits for the stages before it leaves them behind
 Upscale = Callable[[np.ndarray], np.ndarray]
 _DONE = object()
 
@@ -162,18 +167,17 @@ def run_pipeline(
                 stop.set()
         return body
 
-    threads = [threading.Thread(target=guard(stage), name=f"srtool-{stage.__name__}", daemon=True)
-               for stage in (decode, infer, encode)]
-    for thread in threads:
-        thread.start()
+    workers = [signals.Worker(guard(stage), f"srtool-{stage.__name__}") for stage in (decode, infer, encode)]
+    for worker in workers:
+        worker.start()
     try:
-        for thread in threads:
-            while thread.is_alive():
-                thread.join(0.2)
-    except BaseException:
+        for worker in workers:
+            worker.done.wait()
+    except BaseException:  # a stop (Ctrl-C): the stages get STOP_GRACE_S to end; one inside the model cannot
         stop.set()
-        for thread in threads:
-            thread.join()
+        deadline = time.monotonic() + STOP_GRACE_S
+        for worker in workers:
+            worker.done.wait(max(0.0, deadline - time.monotonic()))
         raise
     if errors:
         raise errors[0]

@@ -17,6 +17,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from sr_cli import signals
 from sr_cli.errors import InputError
 from sr_cli.video import ffmpeg
 from sr_cli.video.timing import Timeline
@@ -143,10 +144,13 @@ def _decode_pass(path: Path, index: int, seek: list[str], end: Fraction | None) 
     args = ffmpeg.command("-copyts", *seek, "-i", str(path), "-map", f"0:{index}", "-vf", "showinfo=checksum=0",
                           "-fps_mode", "passthrough", "-f", "null", "-")
     seen, tail = _Decoded(), deque(maxlen=20)
-    with subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                          errors="replace") as proc:
+    with signals.spawn(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                       errors="replace") as proc:
         assert proc.stderr is not None
         for line in proc.stderr:
+            # showinfo writes a frame's line in several parts, so a decoder error can land inside it: look first
+            if (error := _DECODE_ERROR.search(line)) is not None:
+                seen.errors.append(ffmpeg.error_line(line[error.start():]))
             if (m := _FRAME.search(line)) is not None:
                 pts = int(m.group(1)) if m.group(1) != "NOPTS" else None
                 if pts is None or (end is not None and pts * seen.time_base >= end):
@@ -163,9 +167,7 @@ def _decode_pass(path: Path, index: int, seek: list[str], end: Fraction | None) 
             elif seen.colour is None and (m := _COLOUR.search(line)) is not None:
                 seen.colour = Colour(*[None if tag in ("unknown", "unspecified", "reserved") else tag
                                        for tag in m.groups()])
-            elif _DECODE_ERROR.search(line):
-                seen.errors.append(ffmpeg.error_line(line))
-            else:
+            elif error is None:
                 tail.append(line)
     if not seen.frames and proc.returncode not in (0, -signal.SIGTERM):
         raise InputError(f"{path}: ffmpeg cannot decode the video stream ({ffmpeg.error_line(''.join(tail))})")
@@ -177,7 +179,7 @@ def _packet_pts(path: Path, index: int, seek: list[str], end: Fraction | None) -
     args = ffmpeg.command("-v", "error", "-copyts", *seek, "-i", str(path), "-map", f"0:{index}", "-c", "copy",
                           "-f", "framecrc", "-")
     tb, pts = Fraction(0), []
-    with subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as proc:
+    with signals.spawn(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as proc:
         for line in proc.stdout or ():
             if line.startswith("#tb 0:"):
                 num, den = line.split(":")[1].strip().split("/")

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from sr_cli import signals
 from sr_cli.errors import InputError
 from sr_cli.video import ffmpeg
 from sr_cli.video.probe import VideoInfo
@@ -50,7 +51,7 @@ class FrameReader:
         pending = max(0, min(self.first, self.b) - self.a)  # bad slots waiting for a later good frame
         previous: np.ndarray | None = None
         with tempfile.TemporaryFile() as log:
-            self._proc = subprocess.Popen(self.command(), stdout=subprocess.PIPE, stderr=log)
+            self._proc = signals.spawn(self.command(), stdout=subprocess.PIPE, stderr=log)
             try:
                 for slot in range(self.first, max(self.b, self.first + 1)):
                     if slot in holes:

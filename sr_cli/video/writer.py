@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sr_cli import signals
 from sr_cli.errors import OutputError
 from sr_cli.video import ffmpeg
 from sr_cli.video.codecs import Encoding
@@ -47,7 +48,7 @@ class ChunkWriter:
     def __init__(self, command: list[str], path: Path) -> None:
         self.path = path
         self._log = tempfile.TemporaryFile()
-        self._proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._log)
+        self._proc = signals.spawn(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._log)
 
     def write(self, frame: np.ndarray) -> None:
         """Send one (H, W, 3) uint8 frame."""

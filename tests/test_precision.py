@@ -1,0 +1,51 @@
+"""The one precision rule, on every kind of CPU: AVX2, AVX-512, AVX-512 BF16 and AMX-BF16 are simulated by
+answering torch's two capability queries, so the same checks run on whichever machine runs the suite."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from sr_cli.device import select_precision, use_channels_last
+from sr_cli.errors import UsageError
+from sr_cli.pipeline import Upscaler
+from sr_cli.train.config import TrainConfig
+from sr_cli.train.loop import Trainer
+from testdata import HR, TRAIN
+
+CPU = torch.device("cpu")
+# (AVX-512 BF16 instructions, AMX tiles) → what auto picks on CPU
+MACHINES = {"avx2": (False, False, torch.float32), "avx512": (False, False, torch.float32),
+            "avx512_bf16": (True, False, torch.bfloat16), "amx_bf16": (True, True, torch.bfloat16),
+            "amx_only": (False, True, torch.bfloat16)}
+
+
+@pytest.fixture(params=sorted(MACHINES))
+def machine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> torch.dtype:
+    """This CPU made to answer like ``request.param``; the dtype ``auto`` must pick there."""
+    avx512_bf16, amx, want = MACHINES[request.param]
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    return want
+
+
+def test_auto_follows_the_cpu_and_explicit_choices_hold(machine: torch.dtype) -> None:
+    assert select_precision("auto", CPU) == machine
+    assert select_precision(None, CPU) == machine
+    assert use_channels_last(CPU, machine) == (machine == torch.bfloat16)
+    assert select_precision("fp32", CPU) == torch.float32 and select_precision("bf16", CPU) == torch.bfloat16
+    with pytest.raises(UsageError, match="fp16 does not run on CPU"):
+        select_precision("fp16", CPU)
+
+
+def test_upscale_and_training_share_the_rule(machine: torch.dtype, tmp_path) -> None:
+    upscaler = Upscaler("espcn", 2, device="cpu", precision="auto")
+    assert upscaler.dtype == machine and upscaler.engine._channels_last == (machine == torch.bfloat16)
+    assert Upscaler("bicubic", 2, device="cpu", precision="auto").engine.dtype == torch.float32  # nothing to gain
+    (tmp_path / "hr").mkdir()
+    (tmp_path / "hr" / "a.png").write_bytes(TRAIN[0].read_bytes())
+    (tmp_path / "val").mkdir()
+    (tmp_path / "val" / "b.png").write_bytes((HR / "Set5" / "bird.png").read_bytes())
+    trainer = Trainer(TrainConfig(model="espcn", scale=2, data=[str(tmp_path / "hr")], steps=1, patch=8, batch=2,
+                                  val_data=str(tmp_path / "val"), workers=0), tmp_path / "run")
+    assert trainer.amp_dtype == machine and trainer.channels_last == (machine == torch.bfloat16)
