@@ -5,7 +5,7 @@ Each configuration runs in its own process (so peak RSS is its own), configurati
 present, otherwise random weights FOR TIMING ONLY (labelled "random" in the table); the bf16 quality change is
 reported only with real weights, on Set5.
 
-    python benchmarks/upscale.py [--size 1024] [--scale 4] [--models bicubic espcn edsr] [--repeats 3] [--bf16]
+    python benchmarks/upscale.py [--size 1024] [--scale 4] [--models bicubic espcn edsr compact] [--repeats 3] [--bf16]
 """
 
 from __future__ import annotations
@@ -49,11 +49,12 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=1024)
     ap.add_argument("--scale", type=int, default=4)
     ap.add_argument("--tile", type=int, default=256)
-    ap.add_argument("--models", nargs="+", default=["bicubic", "espcn", "edsr"])
+    ap.add_argument("--models", nargs="+", default=["bicubic", "espcn", "edsr", "compact"])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--bf16", action="store_true", help="also time bf16 (when auto is fp32)")
     args = ap.parse_args()
     import torch
+    from precision import cpu_flags  # benchmarks/precision.py
 
     from sr_cli.device import precision_name, select_precision
 
@@ -61,6 +62,7 @@ def main() -> None:
     configs = [("untiled", 0, "fp32"), ("tiled", args.tile, "fp32")]
     if auto != "fp32" or args.bf16:
         configs.append(("tiled", args.tile, "bf16"))
+    print(f"CPU: {cpu_flags()}")
     print(f"input {args.size}x{args.size} at x{args.scale}, CPU, tile {args.tile}, auto precision on CPU = {auto}, "
           f"median of {args.repeats} interleaved runs; MP/s = output megapixels per second")
     print(f"{'model':10} {'config':14} {'weights':8} {'MP/s':>8} {'s':>7} {'peak MiB':>9}")

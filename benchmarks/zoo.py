@@ -209,11 +209,39 @@ def card() -> None:
         "",
         *notes,
         "",
+        *published_section(),
     ])
     from sr_cli.train.runs import write_text
 
     write_text(WEIGHTS / "README.md", text)
     print("\n".join(table))
+
+
+PUBLISHED = "## Published weights (catalogue)"
+
+
+def published_section() -> list[str]:
+    """The card's table of the catalogue's official weights: the papers' figures, not measured here."""
+    from sr_cli.catalogue import catalogue
+
+    rows = ["| name | runs as | scale | size | licence | source | paper Set5 PSNR |", "|---|---|---|---|---|---|---|"]
+    for e in catalogue().values():
+        set5 = ", ".join(f"{k} {v:.2f}" for k, v in e.published.get("set5", {}).items()) or "-"
+        size = f"{e.size / 2**20:.1f} MiB" if e.size else "-"
+        rows.append(f"| {e.name} | {e.architecture} | {'/'.join(f'x{s}' for s in e.scales)} | {size} | {e.licence} | "
+                    f"{e.source} | {set5} |")
+    return [PUBLISHED, "", "Official files srtool fetches on demand (`srtool upscale -m NAME`, `srtool models fetch "
+            "NAME`), checked by sha256. Their scores are the papers' (REFERENCE §4): none was fetched or measured "
+            "here. `srtool bench -m NAME -d set5` measures one on a connected machine.", "", *rows, ""]
+
+
+def published() -> None:
+    """Rewrite only the card's published-weights section (no bench runs)."""
+    from sr_cli.train.runs import write_text
+
+    text = (WEIGHTS / "README.md").read_text()
+    text = text.split(PUBLISHED)[0].rstrip("\n") + "\n\n" + "\n".join(published_section())
+    write_text(WEIGHTS / "README.md", text)
 
 
 def main() -> None:
@@ -223,9 +251,12 @@ def main() -> None:
     s.add_argument("run", type=Path)
     s.add_argument("--weights", default="best.safetensors", help="file inside the run folder")
     sub.add_parser("card", help="regenerate weights/README.md")
+    sub.add_parser("published", help="regenerate only the card's published-weights table")
     args = ap.parse_args()
     if args.cmd == "ship":
         ship(args.run, args.weights)
+    elif args.cmd == "published":
+        published()
     else:
         card()
 

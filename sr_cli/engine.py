@@ -130,6 +130,14 @@ class Engine:
                     ) from None
 
     def _run_tiled(self, x: torch.Tensor, tile: int, batch: int, progress: Progress | None) -> torch.Tensor:
+        # a model that pixel-unshuffles its input works on cells: every window starts on one (the image is
+        # reflect-padded to whole cells, as the model itself pads, and the tile and overlap are whole cells)
+        cell = getattr(self.model, "unshuffle", 1)
+        n, c, h0, w0 = x.shape
+        if h0 % cell or w0 % cell:
+            mode = "reflect" if min(h0, w0) > 1 else "replicate"
+            x = torch.nn.functional.pad(x, (0, -w0 % cell, 0, -h0 % cell), mode=mode)
+        tile = -(-tile // cell) * cell
         n, c, h, w = x.shape
         s = self.scale
         out = torch.empty((n, c, h * s, w * s), dtype=torch.float32)
@@ -148,7 +156,7 @@ class Engine:
                 ]
             if progress is not None:
                 progress(first + len(chunk), len(jobs))
-        return out
+        return out[:, :, :h0 * s, :w0 * s]
 
     def _forward(self, windows: torch.Tensor) -> torch.Tensor:
         """Model output for a batch of windows, on the host in float32; non-finite fp16 tiles redone in fp32."""

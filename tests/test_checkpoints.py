@@ -558,14 +558,17 @@ def test_realesrgan_x2plus_runs_as_esrgan_x2_with_its_pixel_unshuffle(tmp_path: 
             out = model(x)
             assert out.shape == (1, 3, 2 * h, 2 * w)
             assert torch.allclose(out, ref_realesrganer(ref, x), rtol=0, atol=NET_ABS), (h, w)
-    # tiled: the overlap (in LR pixels) is the unshuffled network's, doubled; even windows keep the 2×2 cells
+    # tiled: the overlap (in LR pixels) is the unshuffled network's, doubled; the engine keeps every window on the
+    # 2×2 cells (odd sides padded as the model pads them, odd tiles rounded up)
     overlap = get_spec("esrgan").overlap(**options)
     assert overlap == 2 * get_spec("esrgan").overlap(num_block=1) == 46
-    x = _image255(3, 128, 128) / 255
-    whole = Engine(model, 2, overlap, torch.device("cpu"), tile=0).run(x)
-    tiles: list[int] = []
-    tiled = Engine(model, 2, overlap, torch.device("cpu"), tile=32).run(x, lambda done, total: tiles.append(total))
-    assert tiles[-1] == 16 and (tiled - whole).abs().max().item() < DEEP_NET_ABS
+    for (h, w), tile, count in (((128, 128), 32, 16), ((129, 127), 31, 20)):
+        x = _image255(3, h, w) / 255
+        whole = Engine(model, 2, overlap, torch.device("cpu"), tile=0).run(x)
+        tiles: list[int] = []
+        tiled = Engine(model, 2, overlap, torch.device("cpu"), tile=tile).run(x, lambda d, total: tiles.append(total))
+        assert tiled.shape == whole.shape == (1, 3, 2 * h, 2 * w)
+        assert tiles[-1] == count and (tiled - whole).abs().max().item() < DEEP_NET_ABS, (h, w)
 
 
 def test_realesrgan_x4plus_anime_6b_counts_its_blocks(tmp_path: Path) -> None:
