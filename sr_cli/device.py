@@ -2,9 +2,11 @@
 
 ``auto`` device: CUDA, else MPS, else CPU; the ``SRTOOL_DEVICE`` environment variable sets the default.
 ``auto`` precision, read off the machine at run time: fp16 on CUDA (tiles that overflow are redone in fp32 by the
-engine), fp32 on MPS; on CPU bf16 where the CPU computes bf16 natively (AVX-512 BF16 or AMX-BF16), else fp32 (torch
-emulates bf16 there, 10-100x slower than fp32). bf16 runs in channels_last, as on CUDA: both measured in
-``benchmarks/upscale.py``. Upscaling, video and training share this rule; ``bench`` defaults to fp32.
+engine), fp32 on MPS; on CPU bf16 where the CPU computes bf16 natively (AVX-512 BF16 or AMX-BF16) and the model is
+one whose bf16 cost was measured harmless (the caller says: shipped weights under 0.01 dB on Set5, see
+``registry.bf16_harmless``; training always), else fp32 (torch emulates bf16 elsewhere, 10-100x slower than fp32).
+bf16 runs in channels_last, as on CUDA: both measured in ``benchmarks/precision.py``. Upscaling, video and training
+share this rule; ``bench`` defaults to fp32.
 """
 
 from __future__ import annotations
@@ -51,8 +53,9 @@ def select_device(name: str | None = None) -> torch.device:
     return device
 
 
-def select_precision(name: str | None, device: torch.device) -> torch.dtype:
-    """Resolve ``auto|fp32|fp16|bf16`` for ``device``; fp16 never runs on CPU."""
+def select_precision(name: str | None, device: torch.device, *, bf16_harmless: bool = True) -> torch.dtype:
+    """Resolve ``auto|fp32|fp16|bf16`` for ``device``; fp16 never runs on CPU. ``bf16_harmless``: whether ``auto``
+    may pick bf16 on a CPU with native bf16 (the model's measured bf16 cost is small enough)."""
     name = (name or "auto").strip().lower()
     if name not in PRECISIONS:
         raise UsageError(f"unknown precision '{name}': use one of {', '.join(PRECISIONS)}")
@@ -61,7 +64,7 @@ def select_precision(name: str | None, device: torch.device) -> torch.dtype:
             return torch.float16
         if device.type == "mps":
             return torch.float32
-        return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
+        return torch.bfloat16 if bf16_harmless and cpu_has_native_bf16() else torch.float32
     dtype = DTYPES[name]
     if dtype == torch.float16 and device.type == "cpu":
         raise UsageError("fp16 does not run on CPU: use --precision bf16 or fp32")

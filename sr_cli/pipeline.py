@@ -17,7 +17,7 @@ from sr_cli.colour import rgb_to_ycbcr, ycbcr_to_rgb
 from sr_cli.device import select_device, select_precision
 from sr_cli.engine import Engine, Progress
 from sr_cli.interp import Bicubic
-from sr_cli.registry import get_spec
+from sr_cli.registry import bf16_harmless, get_spec
 from sr_cli.weights import load_model_options
 
 
@@ -42,7 +42,8 @@ class Upscaler:
         self.spec.check_scale(scale)
         self.scale = scale
         self.device = select_device(device)
-        self.dtype = select_precision(precision, self.device)
+        self.dtype = select_precision(precision, self.device,
+                                      bf16_harmless=weights is None and bf16_harmless(self.spec, scale))
         self.model, built = load_model_options(self.spec, scale, weights, blend=blend, **options)
         self.overlap = self.spec.overlap(**built)
         tile_px = None if tile in (None, "auto") else int(tile)

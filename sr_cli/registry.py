@@ -7,6 +7,8 @@ radius in LR pixels), the paper's parameter counts and where its shipped weights
 
 from __future__ import annotations
 
+import json
+
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
@@ -175,6 +177,18 @@ def shipped_weights_dir() -> Path:
 def shipped_weights(spec: ModelSpec, scale: int) -> Path:
     """Where the shipped weights for ``spec`` at ``scale`` are (the file may not exist)."""
     return shipped_weights_dir() / spec.weights_name(scale)
+
+
+# Set5 Y-PSNR change of each shipped file run in bf16 instead of fp32 (benchmarks/bf16_quality.py writes it).
+BF16_TABLE = Path(__file__).resolve().parent / "data" / "bf16_set5.json"
+BF16_MAX_SET5_CHANGE_DB = 0.01
+
+
+def bf16_harmless(spec: ModelSpec, scale: int) -> bool:
+    """Whether the shipped weights of ``spec`` at ``scale`` were measured to lose < 0.01 dB on Set5 in bf16."""
+    table = json.loads(BF16_TABLE.read_text()) if BF16_TABLE.is_file() else {}
+    change = table.get(spec.name, {}).get(f"x{scale}")
+    return change is not None and abs(change) < BF16_MAX_SET5_CHANGE_DB
 
 
 # A bare `srtool upscale`: the shipped model with the best Set5 x4 score (weights/README.md).

@@ -3,12 +3,16 @@ answering torch's two capability queries, so the same checks run on whichever ma
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
+from sr_cli import registry
 from sr_cli.device import select_precision, use_channels_last
 from sr_cli.errors import UsageError
 from sr_cli.pipeline import Upscaler
+from sr_cli.registry import get_spec
 from sr_cli.train.config import TrainConfig
 from sr_cli.train.loop import Trainer
 from testdata import HR, TRAIN
@@ -38,10 +42,18 @@ def test_auto_follows_the_cpu_and_explicit_choices_hold(machine: torch.dtype) ->
         select_precision("fp16", CPU)
 
 
-def test_upscale_and_training_share_the_rule(machine: torch.dtype, tmp_path) -> None:
+def test_upscale_and_training_share_the_rule(machine: torch.dtype, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    table = tmp_path / "bf16.json"  # as benchmarks/bf16_quality.py writes it
+    table.write_text(json.dumps({"espcn": {"x2": -0.0072, "x3": -0.0376}}))
+    monkeypatch.setattr(registry, "BF16_TABLE", table)
     upscaler = Upscaler("espcn", 2, device="cpu", precision="auto")
     assert upscaler.dtype == machine and upscaler.engine._channels_last == (machine == torch.bfloat16)
-    assert Upscaler("bicubic", 2, device="cpu", precision="auto").engine.dtype == torch.float32  # nothing to gain
+    for other in (Upscaler("espcn", 3, device="cpu"),  # measured: loses too much in bf16
+                  Upscaler("espcn", 4, device="cpu"),  # not measured
+                  Upscaler("espcn", 2, device="cpu", weights=registry.shipped_weights(get_spec("espcn"), 2)),
+                  Upscaler("bicubic", 2, device="cpu")):  # other weights: not measured; interpolation: nothing to gain
+        assert other.engine.dtype == torch.float32 and not other.engine._channels_last
+    assert Upscaler("espcn", 3, device="cpu", precision="bf16").engine.dtype == torch.bfloat16  # asked for
     (tmp_path / "hr").mkdir()
     (tmp_path / "hr" / "a.png").write_bytes(TRAIN[0].read_bytes())
     (tmp_path / "val").mkdir()

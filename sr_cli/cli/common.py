@@ -29,7 +29,7 @@ DeviceOpt = Annotated[str | None, typer.Option(
     show_default=False)]
 PrecisionOpt = Annotated[str, typer.Option(
     "--precision", help="auto|fp32|fp16|bf16 (fp16 is GPU-only); auto = fp16 on CUDA, on CPU bf16 where the CPU has "
-                        "native bf16 (AVX-512 BF16, AMX), else fp32.")]
+                        "native bf16 (AVX-512 BF16, AMX) and the shipped model loses < 0.01 dB in it, else fp32.")]
 TileOpt = Annotated[str, typer.Option(
     "--tile", help="LR tile size in pixels: auto (from free memory), 0 (whole image at once) or N.")]
 WidthOpt = Annotated[float | None, typer.Option(
