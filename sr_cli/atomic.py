@@ -38,24 +38,24 @@ def atomic_path(target: str | os.PathLike[str], suffix: str | None = None) -> It
     ``suffix`` defaults to the target's own suffix so that format-by-extension writers work.
     """
     target = Path(target)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=suffix if suffix is not None else ".part" + target.suffix,
-        dir=target.parent,
-    )
-    tmp_path = Path(tmp)
+    # made as ``….new`` and renamed to its ``.part`` name once locked: ``remove_stale`` never sees it unlocked
+    fd, fresh = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".new", dir=target.parent)
+    tmp_path = Path(fresh.removesuffix(".new") + (suffix if suffix is not None else ".part" + target.suffix))
     try:
         if fcntl is None:  # and Windows cannot rename a file that is open
             os.close(fd)
         else:
             with contextlib.suppress(OSError):  # no locks on this file system: written unlocked
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.replace(fresh, tmp_path)
         yield tmp_path
         # mkstemp makes 0600 (and some writers, safetensors', make their own file): the usual permissions
         os.chmod(tmp_path, 0o666 & ~_UMASK)
         os.replace(tmp_path, target)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp_path.unlink()
+        for leftover in (fresh, tmp_path):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(leftover)
         raise
     finally:
         if fcntl is not None:

@@ -64,6 +64,8 @@ def plan_jobs(sources: list[Path], output: Path | None, model: str, scale: int) 
         return [Job(sources[0], output)]
     jobs = []
     for source in sources:
+        if output is None and source.exists() and not source.is_file():
+            raise UsageError(f"{source} is a pipe or device: name the output with -o")
         folder = output if output is not None else source.parent
         jobs.append(Job(source, folder / default_name(source, model, scale)))
     return jobs

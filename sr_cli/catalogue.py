@@ -22,8 +22,8 @@ from typing import Any
 import platformdirs
 
 from sr_cli.atomic import atomic_path
-from sr_cli.download import download_file, sha256_of
-from sr_cli.errors import DownloadError, InputError, UsageError
+from sr_cli.download import download_file, mismatch
+from sr_cli.errors import DownloadError, InputError, OutputError, UsageError
 
 
 @dataclass(frozen=True)
@@ -95,18 +95,23 @@ def offline() -> bool:
 
 
 def ensure(entry: Entry, *, offline_only: bool = False, quiet: bool = False) -> Path:
-    """The checked cached file of ``entry``, fetched first if it is not there yet (never when offline)."""
+    """The checked cached file of ``entry``, fetched first if it is not there yet (never when offline); a cached
+    file is checked again (size and sha256) every time, before it is loaded."""
     if entry.cached:
+        problem = mismatch(entry.path, entry.file, entry.sha256, entry.size)
+        if problem:
+            raise DownloadError(f"{entry.name}: {problem} in the cache: delete {entry.path} to fetch it again")
         return entry.path
     hint = (f"fetch {entry.source_url()} (sha256 {entry.hash_text()}) to {entry.path}, or register a copy with "
             f"'srtool models add {entry.name} FILE'")
     if offline_only or offline():
         raise DownloadError(f"{entry.name} is not in the cache and srtool is offline: {hint}")
-    entry.path.parent.mkdir(parents=True, exist_ok=True)
     try:
         download_file(entry.source_url(), entry.path, entry.sha256, entry.size, quiet=quiet)
     except DownloadError as err:
         raise DownloadError(f"{entry.name}: {err} ({hint})") from None
+    except OSError as err:
+        raise OutputError(f"cannot write the weights cache {cache_dir()}: {err.strerror or err}") from None
     return entry.path
 
 
@@ -115,14 +120,15 @@ def register(entry: Entry, file: Path) -> Path:
     file = Path(file).expanduser()
     if not file.is_file():
         raise InputError(f"{file} does not exist")
-    if entry.size is not None and file.stat().st_size != entry.size:
-        raise InputError(f"{file} is not {entry.name}: {file.stat().st_size} bytes, expected {entry.size}")
-    digest = sha256_of(file)
-    if not digest.startswith(entry.sha256):
-        raise InputError(f"{file} is not {entry.name}: sha256 {digest}, expected {entry.hash_text()}")
-    entry.path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(entry.path) as tmp:
-        shutil.copyfile(file, tmp)
+    try:
+        entry.path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(entry.path) as tmp:
+            shutil.copyfile(file, tmp)
+            problem = mismatch(tmp, entry.file, entry.sha256, entry.size)  # the copy is what gets used
+            if problem:
+                raise InputError(f"{file} is not {entry.name}: {problem}")
+    except OSError as err:
+        raise OutputError(f"cannot copy {file} into the weights cache {cache_dir()}: {err.strerror or err}") from None
     return entry.path
 
 

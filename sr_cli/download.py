@@ -34,6 +34,11 @@ from rich.progress import (
 
 from sr_cli.errors import DownloadError
 
+try:
+    import fcntl
+except ImportError:  # Windows: no lock between processes
+    fcntl = None  # type: ignore[assignment]
+
 TIMEOUT = 30.0  # seconds for connecting and for each read
 CHUNK = 1 << 16
 USER_AGENT = "srtool/0.1 (+urllib)"
@@ -107,7 +112,41 @@ def _progress(quiet: bool) -> Iterator[Progress]:
 
 
 def _fetch(item: Download, advance: Callable[[int], None]) -> None:
-    """Download one item to ``<dest>.part``, check it, rename it into place."""
+    """Download one item to ``<dest>.part``, check it, rename it into place; one process at a time per file (a
+    second waits on ``<dest>.lock``, then finds the file in place)."""
+    made = [folder for folder in item.dest.parents if not folder.exists()]  # deepest first
+    item.dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with _exclusive(item.dest.with_name(item.dest.name + ".lock")):
+            _fetch_locked(item, advance)
+    finally:
+        for folder in made:  # a failure leaves no empty folder behind
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+
+
+@contextlib.contextmanager
+def _exclusive(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the file ``path`` (made for it, removed after): one holder at a time."""
+    while True:
+        lock = open(path, "a")  # noqa: SIM115 - held across the yield
+        if fcntl is None:
+            break
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(path).st_ino == os.fstat(lock.fileno()).st_ino:
+                break  # still the lock file: the previous holder removed the one it held
+        lock.close()
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+        lock.close()
+
+
+def _fetch_locked(item: Download, advance: Callable[[int], None]) -> None:
     dest = item.dest
     if dest.exists():
         _check(dest, item, remove=False)
@@ -191,17 +230,21 @@ def _stream(item: Download, response: http.client.HTTPResponse, part: Path, star
         raise _interrupted(item, got, None)
 
 
+def mismatch(path: Path, name: str, sha256: str, size: int | None) -> str | None:
+    """What is wrong with ``path`` against the expected ``sha256`` (full or prefix) and ``size``; None if nothing."""
+    got = path.stat().st_size
+    if size is not None and got != size:
+        return f"size mismatch for {name}: expected {size} bytes, got {got}"
+    digest = sha256_of(path)
+    if not digest.startswith(sha256.lower()):
+        expected = sha256 if len(sha256) == 64 else f"{sha256}..."
+        return f"checksum mismatch for {name}: expected sha256 {expected}, got {digest}"
+    return None
+
+
 def _check(path: Path, item: Download, *, remove: bool) -> None:
     """Raise DownloadError unless ``path`` has the item's size and sha256 (removing it if ``remove``)."""
-    size = path.stat().st_size
-    problem = None
-    if item.size is not None and size != item.size:
-        problem = f"size mismatch for {item.dest.name}: expected {item.size} bytes, got {size}"
-    else:
-        digest = sha256_of(path)
-        if not digest.startswith(item.sha256.lower()):
-            expected = item.sha256 if len(item.sha256) == 64 else f"{item.sha256}..."
-            problem = f"checksum mismatch for {item.dest.name}: expected sha256 {expected}, got {digest}"
+    problem = mismatch(path, item.dest.name, item.sha256, item.size)
     if problem is None:
         return
     if remove:

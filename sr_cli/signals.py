@@ -34,7 +34,7 @@ import ctypes, os, sys
 ctypes.CDLL(None).prctl(1, ctypes.c_ulong(9), ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0))
 if os.getppid() != int(sys.argv[1]):
     os._exit(137)
-os.execv(sys.argv[2], sys.argv[2:])
+os.execvp(sys.argv[2], sys.argv[2:])
 """
 
 _lock = threading.RLock()  # re-entrant: the signal handler runs in the main thread, maybe inside spawn

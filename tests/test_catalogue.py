@@ -36,10 +36,11 @@ def srtool(*args: str) -> tuple[int, str, str]:
 def test_the_real_catalogue_is_well_formed() -> None:
     entries = catalogue.catalogue()
     assert len(entries) >= 15
-    assert {"edsr-baseline-x4", "edsr-x2", "mdsr", "realesrgan-x4plus", "realesr-general-x4v3",
+    assert {"edsr-baseline-x4", "edsr-x2", "mdsr-official", "realesrgan-x4plus", "realesr-general-x4v3",
             "realesr-animevideov3", "realesrgan-x2plus", "realesrgan-x4plus-anime-6b", "rrdb-esrgan-x4"} <= set(entries)
     for key, e in entries.items():
         assert key == catalogue.canonical(e.name) and e.url.startswith("https://")
+        assert key not in MODELS  # a registry name would hide the entry: -m NAME runs the registry's model
         assert re.fullmatch(r"[0-9a-f]{64}|[0-9a-f]{8}", e.sha256), e.name
         assert (e.size is None) == (len(e.sha256) == 8) and (e.size is None or e.size > 1_000_000)
         assert e.architecture in MODELS and set(e.scales) <= set(MODELS[e.architecture].scales)
@@ -109,7 +110,7 @@ def test_a_file_that_fails_the_check_is_deleted_and_reported(served: dict[str, E
     server.mode = "corrupt"
     code, _, err = srtool("models", "fetch", "test-general")
     assert code == 6 and "checksum mismatch for test-general.pth" in err and len(err.strip().splitlines()) == 1
-    assert not (tmp_path / "cache" / "weights").exists() or not list((tmp_path / "cache" / "weights").iterdir())
+    assert not (tmp_path / "cache" / "weights").exists()  # nothing placed, nothing left
 
 
 def test_an_interrupted_download_resumes(served: dict[str, Entry], server: Server, tmp_path: Path) -> None:  # noqa: F811
@@ -212,3 +213,14 @@ def test_train_init_takes_a_catalogue_name(served: dict[str, Entry], server: Ser
     assert code == 0, err
     assert server.requests == [("/w/test-general.pth", None)]
     assert "--init: copied 11 of 11 tensors" in err and "num_feat 8, num_conv 2" in err
+
+
+def test_a_cached_file_is_checked_again_before_use(served: dict[str, Entry], server: Server,  # noqa: F811
+                                                   tmp_path: Path) -> None:
+    assert srtool("models", "fetch", "test-general")[0] == 0
+    cached = tmp_path / "cache" / "weights" / "test-general.pth"
+    cached.write_bytes(server.files["/w/test-wdn.pth"])  # same size, other weights
+    code, _, err = srtool("upscale", str(_image(tmp_path)), "-m", "test-general", "--offline")
+    assert code == 6 and "checksum mismatch for test-general.pth" in err and f"delete {cached}" in err
+    code, _, err = srtool("upscale", str(_image(tmp_path)), "-m", "test-general", "--weights", str(cached))
+    assert code == 2 and "--weights cannot go with it" in err

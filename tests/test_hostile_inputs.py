@@ -324,3 +324,11 @@ def test_torch_pickle_warning_is_not_shown(tmp_path: Path) -> None:
     assert done.returncode == 4
     assert done.stderr.decode() == (f"srtool: error: {weights} is not a weights file (neither safetensors nor a "
                                     "PyTorch checkpoint)\n")
+
+
+def test_a_pipe_without_an_output_name_is_refused_before_reading(tmp_path: Path) -> None:
+    fifo = tmp_path / "in.png"
+    os.mkfifo(fifo)  # no writer: reading it first would wait for one
+    code, _, err = srtool(str(fifo), "-m", "bicubic", "-s", "2")
+    assert code == 2 and "is a pipe or device: name the output with -o" in err
+    assert [p.name for p in tmp_path.iterdir()] == ["in.png"]

@@ -294,6 +294,18 @@ def test_two_ranks_split_and_join(clip: Path, clip_frames: np.ndarray, tmp_path:
     np.testing.assert_array_equal(decode(target, (2 * W, 2 * H)), upscaled(clip_frames, 2))
 
 
+def test_ffmpeg_named_without_a_path_is_found_on_path(clip: Path, tmp_path: Path) -> None:
+    """imageio-ffmpeg answers a bare name (IMAGEIO_FFMPEG_EXE=ffmpeg, or a system ffmpeg): children start by PATH."""
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "ffmpeg").symlink_to(ffmpeg_exe())
+    env = {**os.environ, "IMAGEIO_FFMPEG_EXE": "ffmpeg", "PATH": f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run([sys.executable, "-m", "sr_cli", "video", str(clip), "-m", "nearest", "-s", "2", "-o",
+                           str(tmp_path / "out.mkv"), "--codec", "ffv1"], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert len(showinfo(tmp_path / "out.mkv")[1]) == N
+
+
 def test_gif_in_video_and_gif_out(tmp_path: Path) -> None:
     src = make_clip(tmp_path / "anim.gif", "-c:v", "gif", audio=False, rate="10")
     for name in ("out.mp4", "out.gif"):

@@ -112,7 +112,9 @@ def choose_model(model: str | None, scale: int | None, weights: Path | None, def
     models``) runs its published file, fetched into the cache on first use; without --model, the model that
     --weights holds (and, without --scale, its scale); else the command's defaults."""
     entry = catalogue.find(model) if model is not None and model.lower() not in MODELS else None
-    if entry is None or weights is not None:
+    if entry is not None and weights is not None:
+        raise UsageError(f"{entry.name} is a catalogue model: it brings its own weights, so --weights cannot go with it")
+    if entry is None:
         if denoise is not None:
             raise UsageError("--denoise goes with a catalogue model that has a denoise twin "
                              f"({', '.join(e.name for e in catalogue.catalogue().values() if e.denoise_pair)})")

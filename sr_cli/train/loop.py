@@ -42,6 +42,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from sr_cli import signals
+from sr_cli.atomic import remove_stale
 from sr_cli.colour import rgb_to_y
 from sr_cli.device import precision_name, select_device, select_precision, use_channels_last
 from sr_cli.errors import SrtoolError, UsageError, WeightsError
@@ -137,12 +138,14 @@ def copy_matching(model: nn.Module, state: dict[str, Tensor]) -> tuple[int, list
 INIT_SHAPE_OPTIONS = ("variant", "n_blocks", "n_feats", "num_block", "num_feat", "num_grow_ch", "num_conv", "unshuffle")
 
 
-def _init_shape(meta: dict[str, Any], model: str) -> dict[str, Any]:
+def _init_shape(meta: dict[str, Any], model: str, scale: int) -> dict[str, Any]:
     """The network-shape options of an ``--init`` file holding ``model`` itself (none for another model, and
-    never csd's width or slicing, which the run sets)."""
+    never csd's width or slicing, which the run sets; a pixel-unshuffle input only at the file's own scale)."""
     if meta.get("architecture") != model:
         return {}
-    return {k: v for k, v in (meta.get("options") or {}).items() if k in INIT_SHAPE_OPTIONS}
+    same_scale = meta.get("scale") in (None, scale)
+    return {k: v for k, v in (meta.get("options") or {}).items()
+            if k in INIT_SHAPE_OPTIONS and (same_scale or k != "unshuffle")}
 
 
 def resume_config(run_dir: Path, overrides: dict[str, Any], model: str | None = None,
@@ -174,7 +177,7 @@ class Trainer:
         if not self.spec.learned:
             raise UsageError(f"{self.spec.name} has no weights to train: choose a learned model")
         init_state, init_meta = load_state(config.init) if config.init and not resume else (None, {})
-        shape = _init_shape(init_meta, self.spec.name)
+        shape = _init_shape(init_meta, self.spec.name, config.scale)
         if shape:  # the --init file's network shape (a BasicSR MSRResNet fine-tunes as one); options given win
             config = dataclasses.replace(config, model_options={**shape, **config.model_options})
         self.config = config
@@ -188,6 +191,8 @@ class Trainer:
         self.run_dir = run_dir if self.main else None
         if self.run_dir is not None and not resume:
             runs.check_new(self.run_dir)
+        elif self.run_dir is not None:
+            remove_stale(self.run_dir)  # a checkpoint half-written when the run was killed
         self.images = self._load_data()
         if self.spec.multi_scale:
             self.reporter.note(f"{self.spec.name} is one model for {', '.join(f'x{s}' for s in self.scales)}: "

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from sr_cli.atomic import atomic_path
+from sr_cli.atomic import atomic_path, remove_stale
 from sr_cli.errors import InputError, OutputError, UsageError
 from sr_cli.images import Picture, write_image
 from sr_cli.video import codecs, mux, workdir
@@ -218,6 +218,9 @@ def run_video(request: VideoRequest, upscale: Upscale, scale: int, model: str, *
     _check_paths(request, request.output)
     group = Group()
     root = workdir.work_dir(request.output)
+    if group.rank == 0:  # what a killed run left half-written: its output's and its chunks' temporary files
+        remove_stale(request.output.parent)
+        remove_stale(root)
     try:
         plan = _prepare(group, root, request, container, scale, model)
         report = _run_rank(group, root, plan, request, container, upscale, on_progress)
