@@ -170,7 +170,7 @@ def test_cmyk_jpeg_becomes_rgb(tmp_path: Path) -> None:
     Image.new("CMYK", (8, 8), (0, 255, 255, 0)).save(tmp_path / "cmyk.jpg", quality=100)
     back = read_image(tmp_path / "cmyk.jpg")
     assert back.pixels.shape == (8, 8, 3)
-    assert np.abs(back.pixels.astype(int) - [255, 0, 0]).max() <= 2
+    assert np.abs(back.pixels.astype(int) - [255, 0, 0]).max() <= 2  # JPEG at quality 100 still rounds its DCT
 
 
 def test_palette_becomes_rgb_and_rgba(tmp_path: Path) -> None:

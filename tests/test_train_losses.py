@@ -16,6 +16,7 @@ from sr_cli.errors import DownloadError, UsageError, WeightsError
 from sr_cli.train import vgg
 from sr_cli.train.losses import Adversarial, Criterion, Perceptual, Term, charbonnier, parse_loss
 from testdata import VGG_FULL, VGG_TO_RELU2_2, needs_shared
+from tolerances import LOSS_REL
 
 
 
@@ -46,8 +47,8 @@ def test_pixel_losses_by_hand() -> None:
     assert terms["l1"].item() == pytest.approx((0 + 0.5 + 1 + 0.25) / 4)  # 0.4375
     assert terms["mse"].item() == pytest.approx((0 + 0.25 + 1 + 0.0625) / 4)  # 0.328125
     expected_c = sum(math.sqrt(d * d + 1e-6) for d in (0, 0.5, 1, 0.25)) / 4
-    assert terms["charbonnier"].item() == pytest.approx(expected_c, rel=1e-6)
-    assert total.item() == pytest.approx(2 * 0.4375 + 0.5 * 0.328125 + expected_c, rel=1e-6)
+    assert terms["charbonnier"].item() == pytest.approx(expected_c, rel=LOSS_REL)
+    assert total.item() == pytest.approx(2 * 0.4375 + 0.5 * 0.328125 + expected_c, rel=LOSS_REL)
     assert charbonnier(HR, HR).item() == pytest.approx(1e-3)
 
 
@@ -71,7 +72,7 @@ def test_perceptual_on_a_tiny_random_feature_net() -> None:
         return F.relu(net[5](F.max_pool2d(x, 2)))
 
     assert len(net) == 7
-    assert loss.item() == pytest.approx((phi(sr) - phi(hr)).abs().mean().item(), rel=1e-6)
+    assert loss.item() == pytest.approx((phi(sr) - phi(hr)).abs().mean().item(), rel=LOSS_REL)
     loss.backward()
     assert sr.grad is not None and sr.grad.abs().sum() > 0
     assert all(p.grad is None and not p.requires_grad for p in features.parameters())
@@ -154,8 +155,8 @@ def test_vanilla_gan_by_hand() -> None:
     fake, real = [0.2, 0.6], [1.0, 1.8]  # 2 * values
     g = -sum(_log_sigmoid(f) for f in fake) / 2
     d = -sum(_log_sigmoid(r) for r in real) / 2 - sum(_log_sigmoid(-f) for f in fake) / 2
-    assert adv.generator_loss(sr, hr).item() == pytest.approx(g, rel=1e-6)
-    assert adv.discriminator_loss(sr, hr).item() == pytest.approx(d, rel=1e-6)
+    assert adv.generator_loss(sr, hr).item() == pytest.approx(g, rel=LOSS_REL)
+    assert adv.discriminator_loss(sr, hr).item() == pytest.approx(d, rel=LOSS_REL)
 
 
 def test_relativistic_gan_by_hand() -> None:
@@ -170,10 +171,10 @@ def test_relativistic_gan_by_hand() -> None:
     d = (-sum(_log_sigmoid(x) for x in rel_real) / 2 - sum(_log_sigmoid(-x) for x in rel_fake) / 2) / 2
     # G: the opposite
     g = (-sum(_log_sigmoid(-x) for x in rel_real) / 2 - sum(_log_sigmoid(x) for x in rel_fake) / 2) / 2
-    assert adv.discriminator_loss(sr, hr).item() == pytest.approx(d, rel=1e-6)
+    assert adv.discriminator_loss(sr, hr).item() == pytest.approx(d, rel=LOSS_REL)
     sr_g = sr.clone().requires_grad_(True)
     loss = adv.generator_loss(sr_g, hr)
-    assert loss.item() == pytest.approx(g, rel=1e-6)
+    assert loss.item() == pytest.approx(g, rel=LOSS_REL)
     loss.backward()
     assert sr_g.grad.abs().sum() > 0 and adv.discriminator.w.grad is not None
 
@@ -185,7 +186,7 @@ def test_criterion_sums_gan_and_perceptual_with_weights() -> None:
     total, terms = Criterion(parse_loss("1*l1+0.5*perceptual+0.01*gan"), Perceptual(features, "relu2_1"), adv)(sr, hr)
     assert set(terms) == {"l1", "perceptual", "gan"}
     expected = terms["l1"] + 0.5 * terms["perceptual"] + 0.01 * terms["gan"]
-    assert total.item() == pytest.approx(expected.item(), rel=1e-6)
-    assert terms["gan"].item() == pytest.approx(adv.generator_loss(sr, hr).item(), rel=1e-6)
+    assert total.item() == pytest.approx(expected.item(), rel=LOSS_REL)
+    assert terms["gan"].item() == pytest.approx(adv.generator_loss(sr, hr).item(), rel=LOSS_REL)
     with pytest.raises(UsageError, match="gan-type"):
         Adversarial(Critic(), "wgan")

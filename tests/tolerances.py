@@ -7,7 +7,9 @@ input shapes (a tile against the whole image) and for other thread counts. So no
 machine's result: each is the rounding bound for the sizes involved, rounded up. Rounding errors of a sum of n
 terms have random signs, so they grow like √n·u (the worst case n·u is not approached in practice).
 Exact comparisons (``==``, ``torch.equal``, ``array_equal``) are used wherever the arithmetic is exact: integer
-pixels, copies, float64 metrics of the same uint8 images.
+pixels, copies, float64 metrics of the same uint8 images. ``pytest.approx`` with its default (rel 1e-6) is used only
+for a handful of float32 operations on exactly representable values (error ≤ a few u ≈ 2e-7); a comparison against a
+printed figure allows half a unit of its last printed digit, said where it is made.
 """
 
 from __future__ import annotations
