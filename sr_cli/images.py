@@ -325,6 +325,8 @@ def _read_tiff(source: _Source, max_pixels: int) -> Picture:
         except Exception as err:  # not a parsable TIFF structure
             raise _corrupt(path, err) from None
         with tif:
+            if not tif.pages:  # the file ends before its first page
+                raise _corrupt(path, ValueError("it holds no image"))
             page = tif.pages.first
             _check_size(path, page.imagewidth, page.imagelength, max_pixels)
             try:

@@ -332,3 +332,12 @@ def test_a_pipe_without_an_output_name_is_refused_before_reading(tmp_path: Path)
     code, _, err = srtool(str(fifo), "-m", "bicubic", "-s", "2")
     assert code == 2 and "is a pipe or device: name the output with -o" in err
     assert [p.name for p in tmp_path.iterdir()] == ["in.png"]
+
+
+def test_a_tiff_that_ends_before_its_first_page_is_one_line(tmp_path: Path) -> None:
+    whole = tmp_path / "whole.tif"
+    tifffile.imwrite(whole, np.zeros((8, 8, 3), np.uint8), compression="zlib")
+    cut = tmp_path / "cut.tif"
+    cut.write_bytes(whole.read_bytes()[:8])  # the header alone: it points at a first page that is not there
+    code, _, err = srtool(str(cut), "-m", "bicubic", "-s", "2", "-o", str(tmp_path / "out.png"))
+    assert code == 3 and err.strip() == f"srtool: error: {cut}: truncated or corrupt image (it holds no image)"
