@@ -29,23 +29,30 @@ def expand_inputs(inputs: list[str], recursive: bool) -> tuple[list[Path], list[
     found: list[Path] = []
     problems: list[InputError] = []
     for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            pattern = "**/*" if recursive else "*"
-            images = sorted(p for p in path.glob(pattern) if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES
-                            and not p.name.startswith("."))
-            if not images:
-                hint = "" if recursive else " (use --recursive for sub-folders)"
-                problems.append(InputError(f"{path}: no images in this folder{hint}"))
-            found.extend(images)
-        elif path.exists() or not glob.has_magic(item):
-            found.append(path)  # a missing file is reported when it is read
-        else:
-            matches = sorted(Path(p) for p in glob.glob(item, recursive=recursive) if Path(p).is_file())
-            if not matches:
-                problems.append(InputError(f"{item}: no file matches this pattern"))
-            found.extend(matches)
+        try:
+            found.extend(_expand(item, recursive, problems))
+        except OSError as err:  # a folder on the way that cannot be searched (permissions, a broken mount)
+            problems.append(InputError(f"{item}: cannot be read ({err.strerror or err})"))
     return list(dict.fromkeys(found)), problems
+
+
+def _expand(item: str, recursive: bool, problems: list[InputError]) -> list[Path]:
+    """The files one input names (see :func:`expand_inputs`); a problem is appended to ``problems``."""
+    path = Path(item)
+    if path.is_dir():
+        pattern = "**/*" if recursive else "*"
+        images = sorted(p for p in path.glob(pattern) if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES
+                        and not p.name.startswith("."))
+        if not images:
+            hint = "" if recursive else " (use --recursive for sub-folders)"
+            problems.append(InputError(f"{path}: no images in this folder{hint}"))
+        return images
+    if path.exists() or not glob.has_magic(item):
+        return [path]  # a missing file is reported when it is read
+    matches = sorted(Path(p) for p in glob.glob(item, recursive=recursive) if Path(p).is_file())
+    if not matches:
+        problems.append(InputError(f"{item}: no file matches this pattern"))
+    return matches
 
 
 def default_name(source: Path, model: str, scale: int) -> str:

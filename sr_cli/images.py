@@ -339,6 +339,7 @@ def _read_tiff(source: _Source, max_pixels: int) -> Picture:
             orientation = int(orient_tag.value) if orient_tag is not None else 1
             photometric, extrasamples, axes, colormap = page.photometric, page.extrasamples, page.axes, page.colormap
             bits = page.bitspersample
+            pages = len(tif.pages)
     pixels = _tiff_layout(path, pixels, axes)
     if pixels.dtype == bool:
         pixels = pixels.astype(np.uint8) * 255
@@ -358,8 +359,9 @@ def _read_tiff(source: _Source, max_pixels: int) -> Picture:
         pixels = np.rint(colormap.T[pixels[:, :, 0]] / 257).astype(np.uint8)
     if extrasamples and extrasamples[0] == tifffile.EXTRASAMPLE.ASSOCALPHA and pixels.shape[2] in (2, 4):
         pixels = _unassociate(pixels)
+    notes = (f"{path}: a TIFF of {pages} pages: only the first is upscaled",) if pages > 1 else ()
     return Picture(np.ascontiguousarray(_orient(pixels, orientation)), 16 if pixels.dtype == np.uint16 else 8,
-                   icc, None, "TIFF")
+                   icc, None, "TIFF", notes)
 
 
 def _codec_missing(path: Path, page: tifffile.TiffPage) -> InputError:

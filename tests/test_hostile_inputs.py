@@ -341,3 +341,30 @@ def test_a_tiff_that_ends_before_its_first_page_is_one_line(tmp_path: Path) -> N
     cut.write_bytes(whole.read_bytes()[:8])  # the header alone: it points at a first page that is not there
     code, _, err = srtool(str(cut), "-m", "bicubic", "-s", "2", "-o", str(tmp_path / "out.png"))
     assert code == 3 and err.strip() == f"srtool: error: {cut}: truncated or corrupt image (it holds no image)"
+
+
+def test_an_input_that_cannot_be_searched_does_not_stop_the_batch(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    good = tmp_path / "good.png"
+    Image.fromarray(np.full((6, 5, 3), 90, np.uint8)).save(good)
+    locked = tmp_path / "locked" / "in.png"
+    real = Path.is_dir
+
+    def is_dir(self: Path) -> bool:  # what a folder with mode 000 does for a user who is not root
+        if "locked" in self.parts:
+            raise PermissionError(13, "Permission denied")
+        return real(self)
+
+    monkeypatch.setattr(Path, "is_dir", is_dir)
+    code, _, err = srtool(str(locked), str(good), "-m", "bicubic", "-s", "2", "-o", str(tmp_path / "out"))
+    assert code == 3 and err.strip() == f"srtool: error: {locked}: cannot be read (Permission denied)"
+    assert Image.open(tmp_path / "out" / "good_bicubic_x2.png").size == (10, 12)
+
+
+def test_a_multi_page_tiff_says_only_its_first_page_is_upscaled(tmp_path: Path) -> None:
+    src = tmp_path / "pages.tif"
+    tifffile.imwrite(src, np.arange(4 * 6 * 5, dtype=np.uint8).reshape(4, 6, 5), photometric="minisblack")
+    code, _, err = srtool(str(src), "-m", "nearest", "-s", "2", "-o", str(tmp_path / "out.png"))
+    assert code == 0 and err.strip() == f"srtool: warning: {src}: a TIFF of 4 pages: only the first is upscaled"
+    with Image.open(tmp_path / "out.png") as out:
+        assert np.array_equal(np.asarray(out), np.arange(30, dtype=np.uint8).reshape(6, 5).repeat(2, 0).repeat(2, 1))
