@@ -88,10 +88,19 @@ def prepare_folder(folder: Path) -> None:
         raise OutputError(f"output folder {folder} is not writable")
 
 
+def output_exists(job: Job) -> bool:
+    """Whether the job's output exists; an output path the system refuses (a name too long, a folder that cannot
+    be searched) is an OutputError naming it."""
+    try:
+        return job.target.exists()
+    except OSError as err:
+        raise OutputError(f"{job.target}: cannot be written ({err.strerror or err})") from None
+
+
 def upscale_file(upscaler: Upscaler, job: Job, *, overwrite: bool, max_pixels: int,
                  progress: Progress | None = None) -> Picture:
     """Read, upscale and atomically write one image; returns the written picture (with the notes of the read)."""
-    if job.target.exists() and not overwrite:
+    if output_exists(job) and not overwrite:
         raise OutputError(f"{job.target} exists: pass --overwrite to replace it or --skip-existing to keep it")
     prepare_folder(job.target.parent)
     picture = read_image(job.source, max_pixels=max_pixels)

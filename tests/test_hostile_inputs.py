@@ -368,3 +368,14 @@ def test_a_multi_page_tiff_says_only_its_first_page_is_upscaled(tmp_path: Path) 
     assert code == 0 and err.strip() == f"srtool: warning: {src}: a TIFF of 4 pages: only the first is upscaled"
     with Image.open(tmp_path / "out.png") as out:
         assert np.array_equal(np.asarray(out), np.arange(30, dtype=np.uint8).reshape(6, 5).repeat(2, 0).repeat(2, 1))
+
+
+def test_an_output_name_too_long_for_the_file_system_is_one_error(tmp_path: Path) -> None:
+    long = tmp_path / ("L" * 250 + ".png")  # 250 + "_bicubic_x2" is over the 255-byte limit of a name
+    Image.fromarray(np.full((6, 5, 3), 90, np.uint8)).save(long)
+    good = tmp_path / "good.png"
+    Image.fromarray(np.full((6, 5, 3), 90, np.uint8)).save(good)
+    for extra in ([], ["--skip-existing"]):
+        code, _, err = srtool(str(long), str(good), "-m", "bicubic", "-s", "2", "-o", str(tmp_path / "out"), *extra)
+        assert code == 5 and err.strip().endswith("_bicubic_x2.png: cannot be written (File name too long)"), err
+        assert len(err.strip().splitlines()) == 1 and (tmp_path / "out" / "good_bicubic_x2.png").exists()

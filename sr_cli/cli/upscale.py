@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from sr_cli.atomic import remove_stale
-from sr_cli.batch import expand_inputs, plan_jobs, prepare_folder, upscale_file
+from sr_cli.batch import expand_inputs, output_exists, plan_jobs, prepare_folder, upscale_file
 from sr_cli.cli.common import (DenoiseOpt, DeviceOpt, OfflineOpt, PrecisionOpt, TileOpt, WidthOpt, choose_model,
                                error, interactive, model_options, out_console, parse_tile, print_json, progress_bar, run_command, warn)
 from sr_cli.errors import EXIT_FAILED, EXIT_OK, SrtoolError, UsageError
@@ -89,12 +89,12 @@ def upscale(
             images = bar.add_task("images", total=len(jobs))
             tiles = bar.add_task("tiles", total=None)
             for job in jobs:
-                if skip_existing and job.target.exists():
-                    report.append({"input": str(job.source), "output": str(job.target), "status": "skipped"})
-                    bar.advance(images)
-                    continue
                 bar.reset(tiles, description=f"{job.source.name}")
                 try:
+                    if skip_existing and output_exists(job):
+                        report.append({"input": str(job.source), "output": str(job.target), "status": "skipped"})
+                        bar.advance(images)
+                        continue
                     picture = upscale_file(upscaler, job, overwrite=overwrite, max_pixels=max_pixels,
                                            progress=lambda done, total: bar.update(tiles, completed=done,
                                                                                    total=total))
