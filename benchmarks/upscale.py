@@ -30,7 +30,7 @@ except WeightsError:
     torch.manual_seed(0); model, source = spec.build(scale).eval(), "random"
 dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[prec]
 x = torch.rand(1, spec.channels, size, size, generator=torch.Generator().manual_seed(0))
-engine = Engine(model, scale, spec.overlap(), torch.device("cpu"), dtype, tile=tile)
+engine = Engine(model, scale, spec.overlap(scale), torch.device("cpu"), dtype, tile=tile)
 engine.run(x[..., :64, :64])  # warm-up
 t = time.perf_counter(); engine.run(x); dt = time.perf_counter() - t
 print(json.dumps({"seconds": dt, "mpx_s": (size * scale) ** 2 / 1e6 / dt, "source": source,

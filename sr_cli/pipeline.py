@@ -45,10 +45,10 @@ class Upscaler:
         self.dtype = select_precision(precision, self.device,
                                       bf16_harmless=weights is None and bf16_harmless(self.spec, scale))
         self.model, built = load_model_options(self.spec, scale, weights, blend=blend, **options)
-        self.overlap = self.spec.overlap(**built)
+        self.overlap = self.spec.overlap(scale, **built)
         tile_px = None if tile in (None, "auto") else int(tile)
         self.engine = Engine(self.model, scale, self.overlap, self.device, self.dtype, tile_px, batch_size, ensemble)
-        self._chroma = Engine(Bicubic(scale, levels=None), scale, get_spec("bicubic").overlap(), self.device,
+        self._chroma = Engine(Bicubic(scale, levels=None), scale, get_spec("bicubic").overlap(scale), self.device,
                               torch.float32, tile_px, batch_size)
 
     @property

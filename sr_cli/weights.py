@@ -22,7 +22,7 @@ from torch import nn
 
 from sr_cli import __version__
 from sr_cli.atomic import atomic_path
-from sr_cli.checkpoints import convert
+from sr_cli.families import convert
 from sr_cli.errors import WeightsError
 from sr_cli.registry import MODELS, ModelSpec, shipped_weights
 

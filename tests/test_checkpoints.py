@@ -27,10 +27,11 @@ from torch import nn
 from typer.testing import CliRunner
 
 from sr_cli import atomic
-from sr_cli.checkpoints import convert
 from sr_cli.cli.app import app
 from sr_cli.engine import Engine
 from sr_cli.errors import WeightsError
+from sr_cli.families import convert
+from sr_cli.models import RRDBNet
 from sr_cli.pipeline import Upscaler
 from sr_cli.registry import get_spec
 from sr_cli.train.loop import copy_matching
@@ -558,10 +559,10 @@ def test_realesrgan_x2plus_runs_as_esrgan_x2_with_its_pixel_unshuffle(tmp_path: 
             out = model(x)
             assert out.shape == (1, 3, 2 * h, 2 * w)
             assert torch.allclose(out, ref_realesrganer(ref, x), rtol=0, atol=NET_ABS), (h, w)
-    # tiled: the overlap (in LR pixels) is the unshuffled network's, doubled; the engine keeps every window on the
-    # 2×2 cells (odd sides padded as the model pads them, odd tiles rounded up)
-    overlap = get_spec("esrgan").overlap(**options)
-    assert overlap == 2 * get_spec("esrgan").overlap(num_block=1) == 46
+    # tiled: the overlap is the unshuffled network's radius (38 LR pixels, even); the engine keeps every window on
+    # the 2×2 cells (odd sides padded as the model pads them, odd tiles rounded up)
+    overlap = get_spec("esrgan").overlap(2, **options)
+    assert overlap == RRDBNet.receptive_radius(2, num_block=1, unshuffle=2) == 38
     for (h, w), tile, count in (((128, 128), 32, 16), ((129, 127), 31, 20)):
         x = _image255(3, h, w) / 255
         whole = Engine(model, 2, overlap, torch.device("cpu"), tile=0).run(x)
@@ -825,7 +826,7 @@ def test_own_safetensors_unchanged_and_train_init_gets_converted_tensors(tmp_pat
 def test_upscaler_tile_overlap_follows_the_depth_the_file_holds(tmp_path: Path) -> None:
     torch.save(RefEDSR(2, n_blocks=20, n_feats=4).state_dict(), tmp_path / "deep.pt")
     upscaler = Upscaler("edsr", 2, weights=tmp_path / "deep.pt", device="cpu", precision="fp32")
-    assert upscaler.overlap == get_spec("edsr").overlap(n_blocks=20) == 48  # not the 16-block default's 40
+    assert upscaler.overlap == get_spec("edsr").overlap(2, n_blocks=20) == 44  # not the 16-block default's 36
 
 
 def test_bench_uses_the_model_and_scales_the_file_holds(tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ def _model(name: str, scale: int) -> tuple[nn.Module, int]:
     torch.manual_seed(0)
     opts = SMALL.get(name, {})
     model = spec.build(scale, **opts).eval()
-    return model, spec.overlap(**opts)
+    return model, spec.overlap(scale, **opts)
 
 
 def _image(channels: int, h: int = 101, w: int = 93) -> torch.Tensor:
@@ -57,7 +57,7 @@ def test_tiled_equals_untiled(name: str, tile: int) -> None:
 # deep enough that a halved slope (n + 8 for 2·n + 8) falls short too; wide models made narrow (the overlap does not
 # depend on the width).
 RF_OPTIONS: dict[str, tuple[dict[str, object], ...]] = {
-    "espcn": ({},), "fsrcnn": ({},), "srcnn": ({},),
+    "nearest": ({},), "bilinear": ({},), "bicubic": ({},), "espcn": ({},), "fsrcnn": ({},), "srcnn": ({},),
     "edsr": ({"n_blocks": 1}, {"n_blocks": 3}),
     "mdsr": ({"n_blocks": 1}, {"n_blocks": 3}),
     "esrgan": ({"num_block": 1},),
@@ -70,21 +70,29 @@ RF_OPTIONS: dict[str, tuple[dict[str, object], ...]] = {
 
 
 @pytest.mark.parametrize("name", list(RF_OPTIONS))
-def test_overlap_covers_receptive_field(name: str) -> None:
-    """The gradient of one output pixel reaches no further than the registry's overlap."""
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_overlap_is_the_measured_receptive_field(name: str, scale: int) -> None:
+    """The gradient of one output pixel reaches exactly as far as the registry's overlap (the module's own radius):
+    no further (tiles would differ from the whole) and no less (the overlap would waste work)."""
     spec = get_spec(name)
-    scale = 4
     for opts in RF_OPTIONS[name]:
         torch.manual_seed(0)
         model = spec.build(scale, **opts).eval()
-        size = 2 * spec.overlap(**opts) + 9
-        x = torch.rand(1, spec.channels, size, size, requires_grad=True)
-        y = model(x)
-        centre = size * scale // 2
-        y[0, :, centre, centre].sum().backward()
-        rows = torch.nonzero(x.grad[0].abs().sum(0).sum(1)).flatten()
-        radius = max(centre // scale - rows.min().item(), rows.max().item() - centre // scale)
-        assert radius <= spec.overlap(**opts), (name, opts, radius)
+        size = 2 * spec.overlap(scale, **opts) + 9
+        centre = size // 2
+        if spec.learned:  # the LR pixels the gradient of one LR cell's output pixels reaches
+            x = torch.rand(1, spec.channels, size, size, requires_grad=True)
+            cell = slice(centre * scale, (centre + 1) * scale)
+            model(x)[0, :, cell, cell].sum().backward()
+            rows = torch.nonzero(x.grad[0].abs().sum(0).sum(1)).flatten()
+        else:  # interpolators round to 8 bits (no gradient): the LR cells whose output one changed pixel changes
+            x = torch.full((1, spec.channels, size, size), 0.5)
+            bright = x.clone()
+            bright[..., centre, centre] = 1.0
+            changed = torch.nonzero((model(bright) - model(x))[0].abs().sum(0).sum(1)).flatten()
+            rows = torch.unique(changed // scale)
+        radius = max(centre - rows.min().item(), rows.max().item() - centre)
+        assert radius == spec.overlap(scale, **opts), (name, opts, radius)
 
 
 def test_spans_cover_and_windows_have_equal_size() -> None:
@@ -180,7 +188,7 @@ def test_basicsr_srresnet_variant_tiles_exactly_within_its_overlap(scale: int) -
     """MSRResNet (srresnet variant basicsr, which adds a bilinear image skip) under srresnet's overlap."""
     spec, opts = get_spec("srresnet"), {"variant": "basicsr", "n_blocks": 2}
     torch.manual_seed(0)
-    model, overlap = spec.build(scale, **opts).eval(), spec.overlap(**opts)
+    model, overlap = spec.build(scale, **opts).eval(), spec.overlap(scale, **opts)
     x = _image(3)
     whole = Engine(model, scale, overlap, torch.device("cpu"), tile=0).run(x)
     tiled = Engine(model, scale, overlap, torch.device("cpu"), tile=32).run(x)

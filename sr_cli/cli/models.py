@@ -38,7 +38,7 @@ def describe(spec: ModelSpec) -> dict[str, Any]:
         "summary": spec.summary,
         "scales": list(spec.scales),
         "space": spec.space,
-        "overlap": spec.overlap(),
+        "overlap": {str(s): spec.overlap(s) for s in spec.scales},
         "learned": spec.learned,
         "params": params,
         "paper_params": spec.paper_params,

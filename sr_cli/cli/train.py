@@ -16,7 +16,7 @@ from sr_cli.errors import UsageError
 from sr_cli.registry import get_spec
 from sr_cli.signals import EXIT_CODES
 from sr_cli.train.config import TrainConfig
-from sr_cli.train.loop import Reporter, Trainer, resume_config
+from sr_cli.train.loop import Reporter, Trainer, leave_process_group, resume_config
 
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)
              if f.default is not dataclasses.MISSING}
@@ -149,6 +149,7 @@ def run_trainer(build: Callable[[Reporter], Trainer], log_every: int, json_out: 
         result = trainer.run()
     finally:
         reporter.close()
+        leave_process_group()
     summary = {"status": result.status, "steps": result.step, "run_dir": str(result.run_dir),
                "best_psnr": result.best_psnr, "last_psnr": result.last_psnr, **(extra(trainer) if extra else {})}
     if json_out:

@@ -1,4 +1,4 @@
-"""The SR architectures srtool runs and trains (PyTorch only; see ``registry.py`` for the named models)."""
+"""The SR architectures srtool runs and trains (PyTorch only; see ``families/`` for the named models)."""
 
 from sr_cli.models.compact import SRVGGNetCompact
 from sr_cli.models.csd import CSDEDSR, slice_state_dict

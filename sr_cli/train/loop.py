@@ -107,6 +107,13 @@ def _distributed() -> tuple[int, int, int]:
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
 
 
+def leave_process_group() -> None:
+    """End this process's part in a torchrun world, if it joined one (a gloo group left to the interpreter's exit
+    can abort the process with ``terminate called without an active exception``)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def _rng_state() -> dict[str, Any]:
     np_state = np.random.get_state()
     return {
@@ -539,7 +546,7 @@ class Trainer:
             for scale, images in self.val_sets.items():
                 if self.spec.multi_scale:
                     model.set_scale(scale)
-                scores[scale] = evaluate(model, images, scale, self.spec.overlap(**self.config.model_options),
+                scores[scale] = evaluate(model, images, scale, self.spec.overlap(scale, **self.config.model_options),
                                          self.device)
             self.model.train()
             psnr, ssim = (float(np.mean([v[i] for v in scores.values()])) for i in (0, 1))
