@@ -24,10 +24,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from sr_cli.choices import DEGRADATIONS
 from sr_cli.errors import InputError, UsageError
 from sr_cli.resize import imresize
 
-DEGRADATIONS: tuple[str, ...] = ("bicubic", "blur-decimate", "bilinear", "nearest")
 DEFAULT_BLUR_SIGMA = 1.6
 
 

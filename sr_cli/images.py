@@ -53,14 +53,13 @@ import tifffile
 from PIL import ExifTags, Image, ImageFile, TiffImagePlugin, TiffTags, UnidentifiedImageError
 
 from sr_cli.atomic import atomic_path
+from sr_cli.choices import DEFAULT_MAX_PIXELS  # 64 MP: a 61 MP photo passes; decoding costs <= 512 MB (16-bit RGBA)
 from sr_cli.errors import InputError, OutputError
 
 # Suffix → format written.
 FORMATS: dict[str, str] = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP",
                            ".tif": "TIFF", ".tiff": "TIFF"}
 SUPPORTED_SUFFIXES: frozenset[str] = frozenset(FORMATS)
-# 64 megapixels: a 61 MP camera photo passes; decoding one costs at most 512 MB (16-bit RGBA).
-DEFAULT_MAX_PIXELS = 64_000_000
 DEFAULT_QUALITY = 95
 # Bytes a pipe or device may hold beyond its pixels' raw size (16-bit RGBA): headers, ICC profile, EXIF.
 STREAM_SLACK = 16 << 20

@@ -46,6 +46,3 @@ def bf16_harmless(spec: ModelSpec, scale: int) -> bool:
     return change is not None and abs(change) < BF16_MAX_SET5_CHANGE_DB
 
 
-# A bare `srtool upscale`: the shipped model with the best Set5 x4 score (weights/README.md).
-DEFAULT_MODEL = "edsr"
-DEFAULT_SCALE = 4

@@ -22,8 +22,10 @@ from sr_cli.models.csd import narrow_state_dict, slice_state_dict
 from sr_cli.resize import imresize
 from sr_cli.train import distill, runs
 from sr_cli.train.contrastive import LAYER_WEIGHTS, ContrastiveLoss, negatives
-from sr_cli.train.distill import DistillConfig, DistillTrainer
-from sr_cli.train.loop import Reporter, TrainResult
+from sr_cli.train.distill import DistillTrainer
+from sr_cli.train.distill_config import DistillConfig
+from sr_cli.train.loop import TrainResult
+from sr_cli.train.reporter import Reporter
 from sr_cli.weights import read_metadata, save_weights
 from testdata import HR, TRAIN, VGG_FULL, needs_shared
 from tolerances import CSV_REL, LOSS_REL, NET_ABS

@@ -27,7 +27,8 @@ from sr_cli.pipeline import Upscaler
 from sr_cli.registry import get_spec
 from sr_cli.train import loop, runs
 from sr_cli.train.config import TrainConfig
-from sr_cli.train.loop import Reporter, Trainer, TrainResult, resume_config
+from sr_cli.train.loop import Trainer, TrainResult, resume_config
+from sr_cli.train.reporter import Reporter
 from sr_cli.degrade import degrade
 from sr_cli.weights import load_model, read_metadata
 from testdata import HR, TRAIN, VGG_TO_RELU2_2

@@ -10,8 +10,9 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from sr_cli.choices import DEFAULT_MODEL, DEFAULT_SCALE
 from sr_cli.cli.app import app
-from sr_cli.registry import DEFAULT_MODEL, DEFAULT_SCALE, MODELS, shipped_weights, shipped_weights_dir
+from sr_cli.registry import MODELS, shipped_weights, shipped_weights_dir
 from sr_cli.weights import read_metadata
 from tolerances import CARD_DIGITS, STORED_SCORE
 

@@ -4,26 +4,29 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from sr_cli.atomic import atomic_path
-from sr_cli.cli.common import (WIDTH_MODELS, DeviceOpt, OfflineOpt, TileOpt, WidthOpt, choose_model, error, interactive,
-                               model_options, out_console, parse_tile, print_json, progress_bar, run_command)
 from sr_cli import catalogue
+from sr_cli.atomic import atomic_path
+from sr_cli.choices import DEGRADATIONS
+from sr_cli.cli.common import (DeviceOpt, OfflineOpt, TileOpt, WidthOpt, choose_model, error, interactive,
+                               model_options, out_console, parse_tile, print_json, progress_bar, run_command,
+                               width_models)
 from sr_cli.datasets import DATASETS, dataset_images
-from sr_cli.degrade import DEGRADATIONS
 from sr_cli.errors import EXIT_FAILED, SrtoolError, UsageError
-from sr_cli.evaluate import Degradation, RunScore, run_bench
-from sr_cli.pipeline import Upscaler
-from sr_cli.registry import MODELS, get_spec, shipped_weights
-from sr_cli.weights import held_model
+
+if TYPE_CHECKING:
+    from sr_cli.evaluate import RunScore
+    from sr_cli.pipeline import Upscaler
 
 
 def default_models(scales: list[int] | None) -> tuple[list[str], dict[str, list[int]]]:
     """bicubic plus every model with shipped weights, at each of its shipped scales (within ``scales``)."""
+    from sr_cli.registry import MODELS, shipped_weights
+
     chosen: dict[str, list[int]] = {}
     for spec in MODELS.values():
         wanted = [s for s in spec.scales if scales is None or s in scales]
@@ -95,6 +98,11 @@ def bench(
         error(str(err))
 
     def body() -> list[RunScore]:
+        from sr_cli.evaluate import Degradation, run_bench  # here, not at the top: --help never loads torch
+        from sr_cli.pipeline import Upscaler
+        from sr_cli.registry import MODELS, get_spec
+        from sr_cli.weights import held_model
+
         wanted_models, wanted_scales, weights_file = model, scale, weights
         published = [m for m in model or [] if m.lower() not in MODELS and catalogue.find(m) is not None]
         if published:  # a catalogue model takes the place of --weights
@@ -115,7 +123,7 @@ def bench(
         else:
             names, chosen = default_models(scale)
         learned = [n for n in names if get_spec(n).learned]
-        options = {n: model_options(n, width) for n in names if width is None or n in WIDTH_MODELS}
+        options = {n: model_options(n, width) for n in names if width is None or n in width_models()}
         if width is not None and not options:
             model_options(names[0], width)  # the error naming the model
         if weights_file is not None and len(learned) != 1:

@@ -16,8 +16,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from sr_cli import catalogue, signals
 from sr_cli.errors import EXIT_INTERRUPTED, SrtoolError, UsageError
-from sr_cli.registry import MODELS
-from sr_cli.weights import held_model
 
 err_console = Console(stderr=True, highlight=False)
 out_console = Console(highlight=False)
@@ -35,15 +33,21 @@ TileOpt = Annotated[str, typer.Option(
 WidthOpt = Annotated[float | None, typer.Option(
     "--width", help="CSD width fraction in (0, 1] (csd only; a full-width CSD file runs narrower).",
     show_default=False)]
-WIDTH_MODELS = tuple(name for name, spec in MODELS.items() if "width" in spec.options)  # width-switchable
+
+
+def width_models() -> tuple[str, ...]:
+    """The width-switchable registry models (``--width``)."""
+    from sr_cli.registry import MODELS  # here, not at the top: --help and usage errors never load torch
+
+    return tuple(name for name, spec in MODELS.items() if "width" in spec.options)
 
 
 def model_options(name: str, width: float | None) -> dict[str, Any]:
     """The build options the command line gives ``name``: ``--width`` for CSD, refused for any other model."""
     if width is None:
         return {}
-    if name not in WIDTH_MODELS:
-        raise UsageError(f"--width applies to {', '.join(WIDTH_MODELS)} only, not {name}")
+    if name not in width_models():
+        raise UsageError(f"--width applies to {', '.join(width_models())} only, not {name}")
     return {"width": width}
 
 
@@ -111,6 +115,9 @@ def choose_model(model: str | None, scale: int | None, weights: Path | None, def
     """--model, --scale and --weights resolved. A registry name runs as given; a catalogue name (``srtool
     models``) runs its published file, fetched into the cache on first use; without --model, the model that
     --weights holds (and, without --scale, its scale); else the command's defaults."""
+    from sr_cli.registry import MODELS
+    from sr_cli.weights import held_model
+
     entry = catalogue.find(model) if model is not None and model.lower() not in MODELS else None
     if entry is not None and weights is not None:
         raise UsageError(f"{entry.name} is a catalogue model: it brings its own weights, so --weights cannot go with it")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -16,8 +16,12 @@ from sr_cli.cli.train import (AugmentOpt, BatchOpt, CacheDirOpt, CheckpointEvery
                               ValEveryOpt, ValSetOpt, VggWeightsOpt, WarmupOpt, WeightDecayOpt, WorkersOpt,
                               given_settings, run_trainer)
 from sr_cli.errors import UsageError
-from sr_cli.train.distill import MODES, DistillConfig, DistillTrainer
-from sr_cli.train.loop import Reporter, Trainer, resume_config
+from sr_cli.train.distill_config import MODES, DistillConfig
+from sr_cli.train.reporter import Reporter
+
+if TYPE_CHECKING:
+    from sr_cli.train.distill import DistillTrainer
+    from sr_cli.train.loop import Trainer
 
 _D = DistillConfig(model="csd", scale=4, data=[])
 # Settings that only some modes read: giving one to another mode gets a warning rather than silence.
@@ -119,6 +123,9 @@ def distill(
     })
 
     def body() -> int:
+        from sr_cli.train.distill import DistillTrainer  # here, not at the top: --help never loads torch
+        from sr_cli.train.loop import resume_config
+
         if given.get("teacher") is not None:
             given["teacher"] = str(catalogue_file(given["teacher"]))
         if no_distill and mode not in (None, "none"):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -11,16 +11,23 @@ from rich.table import Table
 from sr_cli import catalogue
 from sr_cli.cli.common import err_console, interactive, out_console, print_json, run_command
 from sr_cli.errors import UsageError, WeightsError
-from sr_cli.registry import MODELS, ModelSpec, shipped_weights
-from sr_cli.weights import read_metadata
+
+if TYPE_CHECKING:
+    from sr_cli.modelspec import ModelSpec
 
 
 def _count(spec: ModelSpec, scale: int, **options: Any) -> int:
-    return sum(p.numel() for p in spec.build(scale, **options).parameters())
+    """Parameters of the network, built on the meta device: shapes only, no memory, no initialisation work."""
+    import torch
+
+    with torch.device("meta"):
+        return sum(p.numel() for p in spec.build(scale, **options).parameters())
 
 
 def _options(path: Path) -> dict[str, Any]:
     """A shipped file's network options ({} when unreadable: using it then says what is wrong)."""
+    from sr_cli.weights import read_metadata
+
     try:
         return read_metadata(path).get("options") or {}
     except WeightsError:
@@ -30,6 +37,8 @@ def _options(path: Path) -> dict[str, Any]:
 def describe(spec: ModelSpec) -> dict[str, Any]:
     """One registry entry as plain data: ``params`` of the registry's (the paper's) network, ``weights_params``
     of the network each shipped file holds (its own options: csd ships a smaller student)."""
+    from sr_cli.registry import shipped_weights
+
     params = {s: _count(spec, s) for s in spec.scales} if spec.learned else {}
     shipped = {s: _options(path) for s in spec.scales
                if spec.learned and (path := shipped_weights(spec, s)).is_file()}
@@ -69,6 +78,8 @@ def models(ctx: typer.Context,
         return
 
     def body() -> None:
+        from sr_cli.registry import MODELS  # here, not at the top: --help never loads torch
+
         rows = [describe(spec) for spec in MODELS.values()]
         published = [catalogue_row(e) for e in catalogue.catalogue().values()]
         if json_out:
@@ -82,7 +93,7 @@ def models(ctx: typer.Context,
             scales = " ".join(f"x{s}{'*' if r['weights'][s] else ''}" for s in r["scales"])
             count = max((r["weights_params"] or r["params"] or {0: 0}).values())
             params = "-" if not count else f"{count / 1e6:.3g}M" if count >= 1e5 else f"{count:,}"
-            table.add_row(r["name"], scales, r["space"], str(r["overlap"]), params, r["summary"])
+            table.add_row(r["name"], scales, r["space"], "/".join(map(str, r["overlap"].values())), params, r["summary"])
         out_console.print(table)
         table = Table(title="published weights (srtool upscale -m NAME fetches on first use; srtool models fetch NAME)",
                       caption=f"cache: {catalogue.cache_dir()}; Set5 PSNR: the paper's, not measured here")

@@ -6,17 +6,19 @@ import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from sr_cli.cli.common import catalogue_file, err_console, interactive, out_console, print_json, run_command, warn
 from sr_cli.errors import UsageError
-from sr_cli.registry import get_spec
 from sr_cli.signals import EXIT_CODES
 from sr_cli.train.config import TrainConfig
-from sr_cli.train.loop import Reporter, Trainer, leave_process_group, resume_config
+from sr_cli.train.reporter import Reporter
+
+if TYPE_CHECKING:
+    from sr_cli.train.loop import Trainer
 
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)
              if f.default is not dataclasses.MISSING}
@@ -143,6 +145,8 @@ def run_trainer(build: Callable[[Reporter], Trainer], log_every: int, json_out: 
                 extra: Callable[[Trainer], dict[str, Any]] | None = None) -> int:
     """Build a trainer with a console reporter, run it, print the summary; the exit code (130 when interrupted
     by SIGINT, 143 by SIGTERM). ``extra`` adds to the summary."""
+    from sr_cli.train.loop import leave_process_group  # here, not at the top: --help never loads torch
+
     reporter = ConsoleReporter(log_every, interactive() and not json_out, command)
     try:
         trainer = build(reporter)
@@ -232,6 +236,9 @@ def train(
     })
 
     def body() -> int:
+        from sr_cli.registry import get_spec
+        from sr_cli.train.loop import Trainer, resume_config
+
         if given.get("init") is not None:
             given["init"] = str(catalogue_file(given["init"]))
         if resume is not None:

@@ -9,13 +9,11 @@ from typing import Annotated
 import typer
 
 from sr_cli.atomic import remove_stale
-from sr_cli.batch import expand_inputs, output_exists, plan_jobs, prepare_folder, upscale_file
+from sr_cli.choices import DEFAULT_MAX_PIXELS, DEFAULT_MODEL, DEFAULT_SCALE
 from sr_cli.cli.common import (DenoiseOpt, DeviceOpt, OfflineOpt, PrecisionOpt, TileOpt, WidthOpt, choose_model,
-                               error, interactive, model_options, out_console, parse_tile, print_json, progress_bar, run_command, warn)
+                               error, interactive, model_options, out_console, parse_tile, print_json, progress_bar,
+                               run_command, warn)
 from sr_cli.errors import EXIT_FAILED, EXIT_OK, SrtoolError, UsageError
-from sr_cli.images import DEFAULT_MAX_PIXELS
-from sr_cli.pipeline import Upscaler
-from sr_cli.registry import DEFAULT_MODEL, DEFAULT_SCALE, get_spec
 
 EXAMPLE = "butterfly.png"
 
@@ -61,6 +59,10 @@ def upscale(
     """Upscale images (default: --model {model} --scale {scale}, or what --weights holds); a batch goes on past a
     bad file."""
     def body() -> int:
+        from sr_cli.batch import expand_inputs, output_exists, plan_jobs, prepare_folder, upscale_file  # torch: here
+        from sr_cli.pipeline import Upscaler
+        from sr_cli.registry import get_spec
+
         items = list(inputs or []) + ([str(example_image())] if example else [])
         if not items:
             raise UsageError("no input: name image files, folders or globs, or pass --example")

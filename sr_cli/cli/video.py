@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from fractions import Fraction
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, \
@@ -13,14 +13,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.table import Table
 from rich.text import Text
 
+from sr_cli.choices import DEFAULT_VIDEO_MODEL, DEFAULT_VIDEO_SCALE
 from sr_cli.cli.common import (DenoiseOpt, DeviceOpt, OfflineOpt, PrecisionOpt, TileOpt, WidthOpt, choose_model,
                                err_console, interactive, model_options, out_console, parse_tile, print_json, run_command)
 from sr_cli.errors import InputError, UsageError
-from sr_cli.registry import get_spec
 from sr_cli.signals import Stopped
-from sr_cli.video import DEFAULT_VIDEO_MODEL, DEFAULT_VIDEO_SCALE, VideoReport, VideoRequest, run_video
-from sr_cli.video.dist import local_rank, rank_and_world
-from sr_cli.video.timing import parse_time
+
+if TYPE_CHECKING:
+    from sr_cli.video import VideoReport
 
 
 class FpsColumn(ProgressColumn):
@@ -32,6 +32,8 @@ class FpsColumn(ProgressColumn):
 
 def _device(device: str | None) -> str | None:
     """Under torchrun each rank takes its own GPU unless a device is named."""
+    from sr_cli.video.dist import local_rank, rank_and_world
+
     if (device or os.environ.get("SRTOOL_DEVICE") or "auto") != "auto" or rank_and_world()[1] == 1:
         return device
     import torch
@@ -111,7 +113,11 @@ def video(
     within a second or two (exit 130 or 143), keeping the finished chunks for --resume.
     """
     def body() -> None:
-        from sr_cli.pipeline import Upscaler
+        from sr_cli.pipeline import Upscaler  # here, not at the top: --help never loads torch
+        from sr_cli.registry import get_spec
+        from sr_cli.video import VideoRequest, run_video
+        from sr_cli.video.dist import rank_and_world
+        from sr_cli.video.timing import parse_time
 
         begin = parse_time(start, "--start") if start else None
         length = parse_time(duration, "--duration") if duration else None

@@ -34,9 +34,12 @@ def conv(in_channels: int, out_channels: int, kernel_size: int, bias: bool = Tru
 
 
 def scaled_kaiming_(modules: Sequence[nn.Module], scale: float) -> None:
-    """Kaiming-normal init scaled by ``scale``, zero bias (BasicSR's ``default_init_weights``)."""
+    """Kaiming-normal init scaled by ``scale``, zero bias (BasicSR's ``default_init_weights``); nothing to draw for
+    meta tensors (a network built for its shapes only)."""
     for module in modules:
-        fan_in = module.weight[0].numel()
+        if module.weight.is_meta:
+            continue
+        fan_in = module.weight.shape[1:].numel()
         nn.init.normal_(module.weight, std=scale * math.sqrt(2 / fan_in))
         if module.bias is not None:
             nn.init.zeros_(module.bias)

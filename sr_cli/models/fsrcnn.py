@@ -34,10 +34,13 @@ class FSRCNN(nn.Module):
         self._init_weights()
 
     def _init_weights(self) -> None:
-        """He init for the convolutions, N(0, 0.001) for the deconvolution, zero biases (as in the paper)."""
+        """He init for the convolutions, N(0, 0.001) for the deconvolution, zero biases (as in the paper). A network
+        built on the meta device (shapes only, e.g. to count parameters) has no values to draw."""
+        if self.last_part.weight.is_meta:
+            return
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
-                fan_out = module.out_channels * module.weight[0, 0].numel()
+                fan_out = module.out_channels * module.weight.shape[2:].numel()
                 nn.init.normal_(module.weight, std=math.sqrt(2 / fan_out))
                 nn.init.zeros_(module.bias)
         nn.init.normal_(self.last_part.weight, std=0.001)

@@ -53,31 +53,13 @@ from sr_cli.train.data import (PatchPairs, ScaleCycle, StepBatches, WorkerInit, 
                                load_images)
 from sr_cli.train.losses import Adversarial, Criterion, Perceptual, parse_loss
 from sr_cli.train.optim import EMA, build_optimizer, lr_factor
+from sr_cli.train.reporter import Reporter
 from sr_cli.train.validate import ValImage, evaluate, load_val_set
 from sr_cli.train.vgg import load_vgg
 from sr_cli.weights import load_state, save_weights
 
 MAX_NAN_IN_A_ROW = 20
 PLOT_INTERVAL_S = 60.0
-
-
-class Reporter:
-    """What the loop tells the outside world (rank 0 only); the default says nothing. The CLI draws a bar."""
-
-    def start(self, run_dir: Path, total: int, done: int) -> None:
-        """Training is about to run steps ``done + 1 … total``."""
-
-    def step(self, step: int, loss: float, lr: float) -> None:
-        """Step ``step`` (1-based) finished with this loss at this learning rate."""
-
-    def validated(self, step: int, psnr: float, ssim: float, best: bool) -> None:
-        """A validation finished; ``best`` when it is the best so far."""
-
-    def note(self, message: str) -> None:
-        """Something worth one line."""
-
-    def warn(self, message: str) -> None:
-        """Something wrong but not fatal."""
 
 
 @dataclass

@@ -7,12 +7,8 @@
 
 from __future__ import annotations
 
+from sr_cli.choices import DEFAULT_VIDEO_MODEL, DEFAULT_VIDEO_SCALE
 from sr_cli.video.job import VideoReport, VideoRequest, default_output, run_video
-
-# The model and scale of a bare `srtool video clip.mp4`: ESPCN with its shipped weights, the fastest learned
-# model per pixel (all its convolutions run at LR), which matters at video frame counts.
-DEFAULT_VIDEO_MODEL = "espcn"
-DEFAULT_VIDEO_SCALE = 2
 
 __all__ = ["DEFAULT_VIDEO_MODEL", "DEFAULT_VIDEO_SCALE", "VideoReport", "VideoRequest", "default_output",
            "run_video"]

@@ -1,0 +1,11 @@
+"""The names and defaults the command line shows, in a module that loads nothing heavy: ``--help`` and usage
+errors never import torch (the modules that act on these values import them from here)."""
+
+from __future__ import annotations
+
+DEFAULT_MODEL = "edsr"  # a bare `srtool upscale`: the shipped model with the best Set5 x4 score (weights/README.md)
+DEFAULT_SCALE = 4
+DEFAULT_VIDEO_MODEL = "espcn"  # the fastest learned model per pixel (all convolutions at LR): video frame counts
+DEFAULT_VIDEO_SCALE = 2
+DEFAULT_MAX_PIXELS = 64_000_000  # input pixels refused above this unless --max-pixels says otherwise
+DEGRADATIONS: tuple[str, ...] = ("bicubic", "blur-decimate", "bilinear", "nearest")  # how LR is made from HR
