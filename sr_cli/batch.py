@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sr_cli.engine import Progress
 from sr_cli.errors import InputError, OutputError, UsageError
-from sr_cli.images import SUPPORTED_SUFFIXES, Picture, read_image, write_image
+from sr_cli.images import SUPPORTED_SUFFIXES, Picture, read_image
 from sr_cli.pipeline import Upscaler
 
 
@@ -97,9 +97,10 @@ def output_exists(job: Job) -> bool:
         raise OutputError(f"{job.target}: cannot be written ({err.strerror or err})") from None
 
 
-def upscale_file(upscaler: Upscaler, job: Job, *, overwrite: bool, max_pixels: int,
+def read_and_upscale(upscaler: Upscaler, job: Job, *, overwrite: bool, max_pixels: int,
                  progress: Progress | None = None) -> Picture:
-    """Read, upscale and atomically write one image; returns the written picture (with the notes of the read)."""
+    """Read and upscale one image (refused first when its output exists and ``overwrite`` is off); returns the
+    picture to write (with the notes of the read): the caller writes it with ``write_image``, which checks again."""
     if output_exists(job) and not overwrite:
         raise OutputError(f"{job.target} exists: pass --overwrite to replace it or --skip-existing to keep it")
     prepare_folder(job.target.parent)
@@ -109,7 +110,5 @@ def upscale_file(upscaler: Upscaler, job: Job, *, overwrite: bool, max_pixels: i
         raise InputError(f"{job.source}: image has zero size")
     upscaler.set_levels(65535 if picture.bit_depth == 16 else 255)
     result = upscaler.upscale_float(picture.to_float(), progress)
-    out = Picture.from_float(result, picture.bit_depth, picture.icc, picture.exif, picture.source_format,
-                             picture.notes)
-    write_image(out, job.target, overwrite=overwrite)
-    return out
+    return Picture.from_float(result, picture.bit_depth, picture.icc, picture.exif, picture.source_format,
+                              picture.notes)

@@ -5,7 +5,7 @@
 engine), fp32 on MPS; on CPU bf16 where the CPU computes bf16 natively (AVX-512 BF16 or AMX-BF16) and the model is
 one whose bf16 cost was measured harmless (the caller says: shipped weights under 0.01 dB on Set5, see
 ``registry.bf16_harmless``; training always), else fp32 (torch emulates bf16 elsewhere, 10-100x slower than fp32).
-bf16 runs in channels_last, as on CUDA: both measured in ``benchmarks/precision.py``. Upscaling, video and training
+Convolutions run in channels_last on CPU and CUDA, whatever the dtype: measured in ``benchmarks/precision.py``. Upscaling, video and training
 share this rule; ``bench`` defaults to fp32.
 """
 
@@ -22,8 +22,15 @@ DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 
+# oneDNN ISA caps (ONEDNN_MAX_CPU_ISA) below which bf16 convolutions are emulated, 10-100x slower than fp32.
+_ISAS_WITHOUT_BF16 = {"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX512_CORE", "AVX512_CORE_VNNI"}
+
+
 def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX-BF16)."""
+    """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX-BF16) and oneDNN is not capped below it."""
+    cap = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "").strip().upper()
+    if cap in _ISAS_WITHOUT_BF16:
+        return False
     return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
 
 
@@ -78,7 +85,8 @@ def precision_name(dtype: torch.dtype) -> str:
     return {v: k for k, v in DTYPES.items()}[dtype]
 
 
-def use_channels_last(device: torch.device, dtype: torch.dtype) -> bool:
-    """Whether convolutions run in channels_last memory format: on CUDA (tensor cores), and for bf16 on CPU
-    (oneDNN's bf16 kernels want it: 1.3-1.9x over contiguous bf16 for ESPCN and EDSR on AVX-512 BF16)."""
-    return device.type == "cuda" or dtype == torch.bfloat16
+def use_channels_last(device: torch.device) -> bool:
+    """Whether convolutions run in channels_last memory format: on CUDA (tensor cores) and on CPU, in fp32 and
+    bf16 alike (oneDNN's native layout: 1.08-1.67x over contiguous fp32 for ESPCN, FSRCNN, EDSR and compact with
+    AVX-512 and with oneDNN capped at AVX2, and 1.1-1.4x more in bf16; benchmarks/precision.py)."""
+    return device.type in ("cuda", "cpu")

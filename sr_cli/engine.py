@@ -80,7 +80,7 @@ class Engine:
         learned = any(True for _ in self.model.parameters())
         if not learned:  # interpolation: nothing to gain from lower precision
             self.dtype = torch.float32
-        self._channels_last = use_channels_last(self.device, self.dtype) and learned
+        self._channels_last = use_channels_last(self.device) and learned
         fmt = torch.channels_last if self._channels_last else torch.preserve_format
         self._model = copy.deepcopy(self.model) if self.dtype != torch.float32 else self.model
         self._model = self._model.to(self.device, self.dtype, memory_format=fmt).eval()
@@ -146,6 +146,11 @@ class Engine:
         rows, cols = _spans(h, th, self.overlap), _spans(w, tw, self.overlap)
         wh, ww = min(th + 2 * self.overlap, h), min(tw + 2 * self.overlap, w)
         jobs = [(i, r, c_) for i in range(n) for r in rows for c_ in cols]
+        if (wh, ww) == (h, w) and len(jobs) <= batch:  # one forward pass over the whole input: no assembly copy
+            whole = self._forward(x)
+            if progress is not None:
+                progress(len(jobs), len(jobs))
+            return whole[:, :, :h0 * s, :w0 * s]
         for first in range(0, len(jobs), batch):
             chunk = jobs[first:first + batch]
             windows = torch.stack([x[i, :, r[2]:r[2] + wh, c_[2]:c_[2] + ww] for i, r, c_ in chunk])

@@ -29,6 +29,8 @@ Writing (format from the suffix, always through ``atomic_path``)
     (GRAY or RGB) matches the pixels written; BMP gets none. EXIF goes to PNG, JPEG and WebP with orientation 1
     and the pixel size updated; TIFF and BMP outputs carry no EXIF.
   * JPEG uses 4:4:4 chroma (no subsampling: upscaled detail is the point); JPEG/WebP quality defaults to 95.
+  * 8-bit PNG is deflated at zlib level 1 with run-length matching (``PNG_OPTIONS``): several times faster than
+    Pillow's default, within a few per cent of its size.
 """
 
 from __future__ import annotations
@@ -61,6 +63,10 @@ FORMATS: dict[str, str] = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".web
                            ".tif": "TIFF", ".tiff": "TIFF"}
 SUPPORTED_SUFFIXES: frozenset[str] = frozenset(FORMATS)
 DEFAULT_QUALITY = 95
+# zlib settings of 8-bit PNGs (lossless whatever they are): run-length matching at level 1 encodes x4 upscales of
+# Set14 pictures 2.5-5.6x faster than Pillow's default (level 6, default strategy) at -1 % to +5 % of its bytes
+# (baboon 0.23 s / 5.48 MB against 1.31 s / 5.55 MB; ppt3 0.16 s / 2.12 MB against 0.51 s / 2.04 MB).
+PNG_OPTIONS: dict[str, object] = {"compress_level": 1, "compress_type": zlib.Z_RLE}
 # Bytes a pipe or device may hold beyond its pixels' raw size (16-bit RGBA): headers, ICC profile, EXIF.
 STREAM_SLACK = 16 << 20
 
@@ -114,7 +120,10 @@ class Picture:
                    fmt: str = "", notes: tuple[str, ...] = ()) -> Picture:
         """Round (H, W, C) floats in [0, 1] (clipped; NaN → 0) to ``bit_depth`` integers."""
         top = (1 << bit_depth) - 1
-        values = np.rint(np.clip(np.nan_to_num(arr, nan=0.0), 0.0, 1.0) * top)
+        values = np.nan_to_num(arr, nan=0.0)  # one contiguous copy, then in place
+        np.clip(values, 0.0, 1.0, out=values)
+        values *= top
+        np.rint(values, out=values)
         return cls(values.astype(np.uint16 if bit_depth == 16 else np.uint8), bit_depth, icc, exif, fmt, notes)
 
 
@@ -547,6 +556,8 @@ def _write_pillow(tmp: Path, pixels: np.ndarray, fmt: str, icc: bytes | None, ex
         options.update(quality=quality, subsampling=0)
     elif fmt == "WEBP":
         options["quality"] = quality
+    elif fmt == "PNG":
+        options.update(PNG_OPTIONS)
     image.save(tmp, format=fmt, **options)
 
 

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sr_cli.resize import imresize
+from sr_cli.resize import imresize, upscale_bicubic
 
 
 def _round_half_up(x: torch.Tensor, top: int) -> torch.Tensor:
@@ -35,7 +35,7 @@ class Bicubic(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
         if self.levels is None:
-            return imresize(x, size=(h * self.scale, w * self.scale))
+            return upscale_bicubic(x, self.scale)
         # Work on the integer code values in float64, so ties round exactly as MATLAB's uint8/uint16 do.
         codes = torch.round(x.double() * self.levels)
         y = _round_half_up(imresize(codes, size=(h * self.scale, w)), self.levels)
@@ -77,8 +77,7 @@ class PreUpsampled(nn.Module):
         self.net = net
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        return self.net(imresize(x, size=(h * self.scale, w * self.scale)))
+        return self.net(upscale_bicubic(x, self.scale))
 
     @staticmethod
     def receptive_radius(scale: int, net_radius: int) -> int:

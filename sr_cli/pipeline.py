@@ -67,7 +67,7 @@ class Upscaler:
             ycc = rgb_to_ycbcr(x)
             y = self.engine.run(ycc[:, :1].contiguous(), progress)
             cbcr = self._chroma.run(ycc[:, 1:].contiguous())
-            return ycbcr_to_rgb(torch.cat([y, cbcr], dim=1))
+            return ycbcr_to_rgb(y, cbcr)
         if self.spec.space == "rgb" and x.shape[1] == 1:
             return self.engine.run(x.expand(-1, 3, -1, -1).contiguous(), progress).mean(dim=1, keepdim=True)
         return self.engine.run(x, progress)
@@ -84,7 +84,7 @@ class Upscaler:
             colour_out = torch.where(big_alpha > 1e-6, big / big_alpha.clamp_min(1e-6), big).clamp(0, 1)
             y = torch.cat([colour_out, big_alpha], dim=1)
         else:
-            y = self._run(x, progress).clamp(0, 1)
+            y = self._run(x, progress).clamp_(0, 1)
         return y[0].permute(1, 2, 0).numpy()
 
     def upscale_uint8(self, arr: np.ndarray, progress: Progress | None = None) -> np.ndarray:

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from sr_cli.models import (CSDEDSR, EDSR, ESPCN, FSRCNN, MDSR, SRCNN, MSRResNet, RRDBNet, SRGANDiscriminator,
@@ -104,6 +105,24 @@ def test_fsrcnn_params(scale: int) -> None:
     weights = sum(m.weight.numel() for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)))
     assert weights == 12464  # the paper counts convolution weights only
     assert n_params(model) == 12464 + 173 + 172  # + biases + per-channel PReLU slopes
+
+
+@pytest.mark.parametrize("scale", SCALES)
+def test_fsrcnn_runs_its_deconvolution_as_a_subpixel_convolution(scale: int) -> None:
+    """The same sums as the checkpoints' 9x9 stride-s transposed convolution (which stays the parameter), at every
+    output phase and at the borders, odd sizes included."""
+    torch.manual_seed(scale)
+    model = FSRCNN(scale).eval()
+    nn.init.normal_(model.last_part.weight, std=0.1)  # the paper's N(0, 0.001) would hide errors in rounding
+    nn.init.normal_(model.last_part.bias, std=0.1)
+    x = torch.rand(2, 1, 13, 8)
+    with torch.no_grad():
+        features = model.mid_part(model.first_part(x))
+        reference = F.conv_transpose2d(features, model.last_part.weight, model.last_part.bias, stride=scale,
+                                       padding=4, output_padding=scale - 1)
+        out = model(x)
+    assert out.shape == reference.shape == (2, 1, 13 * scale, 8 * scale)
+    assert (out - reference).abs().max().item() < NET_ABS
 
 
 @pytest.mark.parametrize(("scale", "expected"), [(2, 21284), (3, 22729), (4, 24752)])

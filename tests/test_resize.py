@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from sr_cli.errors import UsageError
-from sr_cli.resize import contributions, imresize
+from sr_cli.resize import contributions, imresize, upscale_bicubic
 
 from testdata import DATA, HR, crop, read
+from tolerances import RESAMPLE_ABS
 
 
 def lr_pairs(hr_set: str, lr_folder: str, s: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -155,3 +156,16 @@ def test_cuda_matches_cpu() -> None:
     xf = x.float() / 255
     # CUDA's fused multiply-adds round differently from the CPU's: a few ulps of float32 values ≤ 1 → 1e-5
     torch.testing.assert_close(imresize(xf.cuda(), scale=4).cpu(), imresize(xf, scale=4), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+@pytest.mark.parametrize("shape", [(2, 37, 53), (1, 3, 2, 5), (4, 1, 6)])
+def test_fast_upscale_equals_imresize(scale: int, shape: tuple[int, ...]) -> None:
+    """The chroma path's shifted-copies bicubic takes imresize's taps, weights and mirrored border (2-pixel sides
+    included; 1-pixel sides go through imresize itself) and stays differentiable."""
+    x = torch.rand(shape, generator=torch.Generator().manual_seed(scale), requires_grad=True)
+    fast, slow = upscale_bicubic(x, scale), imresize(x, scale=scale)
+    assert fast.shape == slow.shape == (*shape[:-2], shape[-2] * scale, shape[-1] * scale)
+    assert (fast - slow).abs().max().item() <= RESAMPLE_ABS
+    fast.sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0

@@ -63,3 +63,8 @@ with random signs: √3000 · 1e-5 / 5 images ≈ 1.1e-4 on the mean → 2e-4.""
 CARD_DIGITS = {"psnr": 0.005 + 1e-9, "ssim": 0.00005 + 1e-9}
 """The model card prints PSNR with 2 decimals and SSIM with 4: the printed figure is within half a unit of the last
 digit of the stored one (1e-9 more: neither decimal is exact in binary)."""
+
+RESAMPLE_ABS = 1e-6
+"""A bicubic upscale of values in [0, 1] computed two ways (a gather and einsum against shifted weighted copies):
+each output is 4 products, then 4 more over the other axis, with weights of |w| ≤ 1.25; float32 rounding of 8
+products and sums of magnitude ≤ 1.6 stays under 8·1.6·u ≈ 8e-7 → 1e-6."""

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -14,6 +15,10 @@ from sr_cli.cli.common import (DenoiseOpt, DeviceOpt, OfflineOpt, PrecisionOpt, 
                                error, interactive, model_options, out_console, parse_tile, print_json, progress_bar,
                                run_command, warn)
 from sr_cli.errors import EXIT_FAILED, EXIT_OK, SrtoolError, UsageError
+
+if TYPE_CHECKING:
+    from sr_cli.batch import Job
+    from sr_cli.images import Picture
 
 EXAMPLE = "butterfly.png"
 
@@ -59,7 +64,8 @@ def upscale(
     """Upscale images (default: --model {model} --scale {scale}, or what --weights holds); a batch goes on past a
     bad file."""
     def body() -> int:
-        from sr_cli.batch import expand_inputs, output_exists, plan_jobs, prepare_folder, upscale_file  # torch: here
+        from sr_cli.batch import expand_inputs, output_exists, plan_jobs, prepare_folder, read_and_upscale  # torch
+        from sr_cli.images import write_image
         from sr_cli.pipeline import Upscaler
         from sr_cli.registry import get_spec
 
@@ -87,30 +93,57 @@ def upscale(
             error(str(problem))
             codes.append(problem.exit_code)
             report.append({"input": str(problem).split(":")[0], "status": "error", "error": str(problem)})
-        with progress_bar(interactive() and not json_out) as bar:
+        def failed(job: Job, err: SrtoolError) -> None:
+            error(str(err))
+            codes.append(err.exit_code)
+            report.append({"input": str(job.source), "status": "error", "error": str(err)})
+
+        def settle(job: Job, picture: Picture, written: Future[None]) -> None:
+            """Report a job once its write has finished."""
+            try:
+                written.result()
+            except SrtoolError as err:
+                failed(job, err)
+                return
+            for note in picture.notes:
+                warn(note)
+            h, w = picture.pixels.shape[:2]
+            report.append({"input": str(job.source), "output": str(job.target), "status": "ok",
+                           "size": [w, h], "bit_depth": picture.bit_depth, "warnings": list(picture.notes)})
+
+        # One writer thread: encoding picture k overlaps upscaling picture k + 1; at most one write waits, and
+        # leaving the block (Ctrl-C included) lets it finish.
+        with progress_bar(interactive() and not json_out) as bar, \
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="srtool-write") as writer:
             images = bar.add_task("images", total=len(jobs))
             tiles = bar.add_task("tiles", total=None)
+            pending: list[tuple[Job, Picture, Future[None]]] = []  # the write in flight, reported in input order
+
+            def flush() -> None:
+                while pending:
+                    settle(*pending.pop())
+                    bar.advance(images)
+
             for job in jobs:
                 bar.reset(tiles, description=f"{job.source.name}")
                 try:
                     if skip_existing and output_exists(job):
+                        flush()
                         report.append({"input": str(job.source), "output": str(job.target), "status": "skipped"})
                         bar.advance(images)
                         continue
-                    picture = upscale_file(upscaler, job, overwrite=overwrite, max_pixels=max_pixels,
-                                           progress=lambda done, total: bar.update(tiles, completed=done,
-                                                                                   total=total))
+                    picture = read_and_upscale(upscaler, job, overwrite=overwrite, max_pixels=max_pixels,
+                                               progress=lambda done, total: bar.update(tiles, completed=done,
+                                                                                       total=total))
                 except SrtoolError as err:
-                    error(str(err))
-                    codes.append(err.exit_code)
-                    report.append({"input": str(job.source), "status": "error", "error": str(err)})
-                else:
-                    for note in picture.notes:
-                        warn(note)
-                    h, w = picture.pixels.shape[:2]
-                    report.append({"input": str(job.source), "output": str(job.target), "status": "ok",
-                                   "size": [w, h], "bit_depth": picture.bit_depth, "warnings": list(picture.notes)})
-                bar.advance(images)
+                    flush()
+                    failed(job, err)
+                    bar.advance(images)
+                    continue
+                written = writer.submit(write_image, picture, job.target, overwrite=overwrite)
+                flush()
+                pending.append((job, picture, written))
+            flush()
         if json_out:
             print_json({"model": upscaler.spec.name, "scale": factor, "device": str(upscaler.device),
                         "files": report})

@@ -5,12 +5,37 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from sr_cli.models.blocks import check_scale, conv
 
 _DECONV = 9  # deconvolution kernel size
 _PAD = _DECONV // 2
+
+
+def subpixel_form(weight: torch.Tensor, scale: int, pad: int) -> tuple[torch.Tensor, int, int]:
+    """A stride-``scale`` transposed convolution (``weight`` (C_in, C_out, K, K), ``padding`` ``pad``,
+    ``output_padding`` ``scale - 1``) as a convolution at LR to ``C_out·scale²`` channels and a pixel shuffle:
+    the same sums, without the transposed convolution's scatter (several times faster on CPU).
+
+    Output pixel ``s·Y + p`` takes input ``Y - t`` through tap ``k = s·t + p + pad``; the convolution reads input
+    ``Y + j - left`` with ``j = left - t``. Returns (conv weight (C_out·s², C_in, J, J), left pad, right pad).
+    """
+    k = weight.shape[-1]
+    t_lo = min(-((p + pad) // scale) for p in range(scale))  # ceil((-p - pad) / s)
+    t_hi = max((k - 1 - p - pad) // scale for p in range(scale))
+    size = t_hi - t_lo + 1
+    taps = torch.full((scale, size), k, dtype=torch.long)  # index k = a zero tap
+    for p in range(scale):
+        for t in range(t_lo, t_hi + 1):
+            if 0 <= scale * t + p + pad < k:
+                taps[p, t_hi - t] = scale * t + p + pad
+    padded = F.pad(weight, (0, 1, 0, 1))  # (C_in, C_out, K + 1, K + 1), the last row and column zero
+    rows = padded[:, :, taps.flatten()].unflatten(2, (scale, size))  # (C_in, C_out, s, J, K + 1)
+    grid = rows[..., taps.flatten()].unflatten(-1, (scale, size))  # (C_in, C_out, s, J, s, J)
+    conv_weight = grid.permute(1, 2, 4, 0, 3, 5).reshape(weight.shape[1] * scale * scale, weight.shape[0], size, size)
+    return conv_weight, t_hi, size - 1 - t_hi
 
 
 class FSRCNN(nn.Module):
@@ -47,7 +72,12 @@ class FSRCNN(nn.Module):
         nn.init.zeros_(self.last_part.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.last_part(self.mid_part(self.first_part(x)))
+        features = self.mid_part(self.first_part(x))
+        deconv = self.last_part
+        scale = deconv.stride[0]
+        weight, left, right = subpixel_form(deconv.weight, scale, _PAD)
+        bias = deconv.bias.repeat_interleave(scale * scale) if deconv.bias is not None else None
+        return F.pixel_shuffle(F.conv2d(F.pad(features, (left, right, left, right)), weight, bias), scale)
 
     @staticmethod
     def receptive_radius(scale: int, m: int = 4) -> int:

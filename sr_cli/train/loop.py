@@ -173,7 +173,7 @@ class Trainer:
         self.terms = parse_loss(config.loss)
         self.device = self._setup_device(local_rank)
         self.amp_dtype = select_precision(config.precision, self.device)  # fp16 trains with a GradScaler
-        self.channels_last = use_channels_last(self.device, self.amp_dtype)
+        self.channels_last = use_channels_last(self.device)
         self.scale = config.scale
         self.scales: tuple[int, ...] = self.spec.scales if self.spec.multi_scale else (config.scale,)
         checkpoint = self._read_checkpoint(run_dir) if resume else None

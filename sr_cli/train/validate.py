@@ -53,7 +53,7 @@ def evaluate(model: nn.Module, images: list[ValImage], scale: int, overlap: int,
     for image in images:
         out = upscale_tensor(model, image.x, scale, overlap=overlap, tile=0, device=device)
         if image.chroma is not None:
-            out = ycbcr_to_rgb(torch.cat([out, image.chroma], dim=1))
+            out = ycbcr_to_rgb(out, image.chroma)
         sr = out[0].clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).numpy()
         p, q = score(sr, image.hr, scale)
         psnrs.append(p)
