@@ -108,7 +108,5 @@ def read_and_upscale(upscaler: Upscaler, job: Job, *, overwrite: bool, max_pixel
     h, w = picture.pixels.shape[:2]
     if min(h, w) < 1:
         raise InputError(f"{job.source}: image has zero size")
-    upscaler.set_levels(65535 if picture.bit_depth == 16 else 255)
-    result = upscaler.upscale_float(picture.to_float(), progress)
-    return Picture.from_float(result, picture.bit_depth, picture.icc, picture.exif, picture.source_format,
-                              picture.notes)
+    pixels = upscaler.upscale_picture(picture.pixels, picture.bit_depth, progress)
+    return Picture(pixels, picture.bit_depth, picture.icc, picture.exif, picture.source_format, picture.notes)

@@ -8,4 +8,5 @@ DEFAULT_SCALE = 4
 DEFAULT_VIDEO_MODEL = "espcn"  # the fastest learned model per pixel (all convolutions at LR): video frame counts
 DEFAULT_VIDEO_SCALE = 2
 DEFAULT_MAX_PIXELS = 64_000_000  # input pixels refused above this unless --max-pixels says otherwise
+DEFAULT_MAX_MEMORY = "1.5G"  # peak memory of a picture's upscale, less the output picture (see memory.py)
 DEGRADATIONS: tuple[str, ...] = ("bicubic", "blur-decimate", "bilinear", "nearest")  # how LR is made from HR

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -20,17 +19,17 @@ from torch import nn
 
 from sr_cli.device import use_channels_last
 from sr_cli.errors import SrtoolError
+from sr_cli.memory import activation_bytes, default_budget
 
 Progress = Callable[[int, int], None]  # (tiles done, tiles in total)
 MIN_TILE = 16
-CPU_MAX_AUTO_TILE = 512
 
 
 def _is_oom(err: BaseException) -> bool:
     return isinstance(err, torch.OutOfMemoryError) or "out of memory" in str(err).lower()
 
 
-def _spans(length: int, tile: int, overlap: int) -> list[tuple[int, int, int]]:
+def spans(length: int, tile: int, overlap: int) -> list[tuple[int, int, int]]:
     """(core start, core end, window start) along one axis; windows all have size min(tile + 2·overlap, length)."""
     window = min(tile + 2 * overlap, length)
     spans = []
@@ -62,8 +61,9 @@ def _ensemble_ops() -> Iterator[tuple[Callable[[torch.Tensor], torch.Tensor], Ca
 class Engine:
     """Runs an LR→SR ``model`` over images of any size, tile by tile.
 
-    ``tile``: LR core size in pixels, ``0`` for one pass over the whole image, ``None`` to size it from free
-    memory. ``overlap``: LR pixels of context on each side of a core.
+    ``tile``: LR core size in pixels, ``0`` for one pass over the whole image, ``None`` to size it from the
+    memory budget. ``overlap``: LR pixels of context on each side of a core. ``memory``: bytes the windows in flight
+    may take (default: on CUDA a quarter of the free device memory, on CPU what ``DEFAULT_MAX_MEMORY`` leaves).
     """
 
     model: nn.Module
@@ -74,6 +74,7 @@ class Engine:
     tile: int | None = None
     batch_size: int = 4
     ensemble: bool = False
+    memory: int | None = None
 
     def __post_init__(self) -> None:
         self._fp32_model = self.model
@@ -86,30 +87,44 @@ class Engine:
         self._model = self._model.to(self.device, self.dtype, memory_format=fmt).eval()
         self._fp32_on_device: nn.Module | None = self._model if self.dtype == torch.float32 else None
         self.redone_tiles = 0
+        self._bytes_per_pixel: float | None = None
+
+    def bytes_per_pixel(self, channels: int) -> float:
+        """Peak bytes per LR pixel of a window in flight: the model's measured activations, the input window and
+        the output window (on the device in the run's dtype, then as float32 on the host)."""
+        if self._bytes_per_pixel is None:
+            fmt = torch.channels_last if self._channels_last else torch.contiguous_format
+            size = torch.finfo(self.dtype).bits // 8
+            out = channels * self.scale**2
+            self._bytes_per_pixel = activation_bytes(self._model, channels, self.device, self.dtype, fmt) + \
+                channels * (4 + size) + out * (size + 4)
+        return self._bytes_per_pixel
 
     def auto_tile(self, channels: int) -> tuple[int, int]:
-        """A tile size, and how many windows to batch, that fit in a quarter of the free memory of the device (a
-        heuristic, then OOM halving). The batch shrinks before the tile: a window that is mostly overlap (a deep
-        model's wide receptive field) wastes compute."""
-        if self.device.type == "cuda":
-            free, _ = torch.cuda.mem_get_info(self.device)
+        """A tile size, and how many windows to batch, whose windows fit the memory budget by the model's measured
+        footprint (then OOM halving). On CPU one window at a time, as large as fits (batching gains nothing there,
+        and a larger window wastes less on its overlap); on CUDA the batch shrinks before the tile."""
+        if self.memory is not None:
+            budget = self.memory
+        elif self.device.type == "cuda":
+            budget = torch.cuda.mem_get_info(self.device)[0] // 4
         else:
-            try:
-                free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-            except (ValueError, OSError):
-                free = 2 << 30
-        width = max((p.shape[0] for p in self._model.parameters() if p.dim() == 4), default=channels)
-        budget = free / 4 / (4 * (4 * width + 2 * channels * self.scale**2))  # LR pixels of windows in flight
-        limit = CPU_MAX_AUTO_TILE if self.device.type == "cpu" else 2048
-        tile = max(MIN_TILE * 4, min(int(math.sqrt(budget)) - 2 * self.overlap, limit))
-        return tile, max(1, min(self.batch_size, int(budget // (tile + 2 * self.overlap) ** 2)))
+            budget = default_budget()
+        pixels = budget / self.bytes_per_pixel(channels)  # LR pixels of windows in flight
+        batch = 1 if self.device.type == "cpu" else self.batch_size
+        while batch > 1 and math.sqrt(pixels / batch) < 4 * self.overlap:
+            batch //= 2
+        tile = max(MIN_TILE, int(math.sqrt(pixels / batch)) - 2 * self.overlap)
+        return tile, batch
 
     @torch.inference_mode()
-    def run(self, x: torch.Tensor, progress: Progress | None = None) -> torch.Tensor:
-        """Upscale ``x`` (N, C, H, W) float32 on the host; returns (N, C, sH, sW) float32 on the host."""
+    def run(self, x: torch.Tensor, progress: Progress | None = None, tile: int | None = None) -> torch.Tensor:
+        """Upscale ``x`` (N, C, H, W) float32 on the host; returns (N, C, sH, sW) float32 on the host. ``tile``
+        overrides the engine's own for this call (0: one pass, as for a block already sized to fit)."""
         if x.dim() != 4:
             raise ValueError(f"expected an (N, C, H, W) tensor, got shape {tuple(x.shape)}")
-        tile, batch = (self.tile, self.batch_size) if self.tile is not None else self.auto_tile(x.shape[1])
+        tile = self.tile if tile is None else tile
+        tile, batch = (tile, self.batch_size) if tile is not None else self.auto_tile(x.shape[1])
         while True:
             try:
                 return self._run_tiled(x, tile, batch, progress)
@@ -143,7 +158,7 @@ class Engine:
         out = torch.empty((n, c, h * s, w * s), dtype=torch.float32)
         # one window along an axis that a window would span anyway (the same memory, none of the repeated work)
         th, tw = (length if tile <= 0 or tile + 2 * self.overlap >= length else tile for length in (h, w))
-        rows, cols = _spans(h, th, self.overlap), _spans(w, tw, self.overlap)
+        rows, cols = spans(h, th, self.overlap), spans(w, tw, self.overlap)
         wh, ww = min(th + 2 * self.overlap, h), min(tw + 2 * self.overlap, w)
         jobs = [(i, r, c_) for i in range(n) for r in rows for c_ in cols]
         if (wh, ww) == (h, w) and len(jobs) <= batch:  # one forward pass over the whole input: no assembly copy

@@ -111,20 +111,14 @@ class Picture:
         """255 or 65535."""
         return (1 << self.bit_depth) - 1
 
-    def to_float(self) -> np.ndarray:
-        """(H, W, C) float32 in [0, 1]."""
-        return self.pixels.astype(np.float32) / np.float32(self.max_value)
 
-    @classmethod
-    def from_float(cls, arr: np.ndarray, bit_depth: int, icc: bytes | None = None, exif: bytes | None = None,
-                   fmt: str = "", notes: tuple[str, ...] = ()) -> Picture:
-        """Round (H, W, C) floats in [0, 1] (clipped; NaN → 0) to ``bit_depth`` integers."""
-        top = (1 << bit_depth) - 1
-        values = np.nan_to_num(arr, nan=0.0)  # one contiguous copy, then in place
-        np.clip(values, 0.0, 1.0, out=values)
-        values *= top
-        np.rint(values, out=values)
-        return cls(values.astype(np.uint16 if bit_depth == 16 else np.uint8), bit_depth, icc, exif, fmt, notes)
+def quantize(arr: np.ndarray, top: float) -> np.ndarray:
+    """Floats in [0, 1] (clipped; NaN → 0) → integer values 0..``top`` rounded half to even, as float32 (cast by
+    the caller, or by assigning into an integer array)."""
+    values = np.nan_to_num(arr, nan=0.0)  # one copy, then in place
+    np.clip(values, 0.0, 1.0, out=values)
+    values *= np.float32(top)
+    return np.rint(values, out=values)
 
 
 def is_image_path(path: str | os.PathLike[str]) -> bool:

@@ -7,6 +7,7 @@ upscaled on its own by bicubic and the colour is upscaled premultiplied, so edge
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +16,29 @@ import torch
 
 from sr_cli.colour import rgb_to_ycbcr, ycbcr_to_rgb
 from sr_cli.device import select_device, select_precision
-from sr_cli.engine import Engine, Progress
+from sr_cli.engine import MIN_TILE, Engine, Progress
+from sr_cli.images import quantize
+from sr_cli.memory import default_budget, work_budget
 from sr_cli.interp import Bicubic
 from sr_cli.registry import bf16_harmless, get_spec
 from sr_cli.weights import load_model_options
+
+
+def block_spans(length: int, core: int, halo: int, cell: int = 1) -> list[tuple[int, int, int, int]]:
+    """(core start, core end, window start, window end) of the blocks along one axis: ``ceil(length / core)``
+    nearly equal cores (``core`` 0: one), each window its core plus ``halo`` on the sides that have neighbours.
+    Boundaries fall on multiples of ``cell`` (a pixel-unshuffling model's cells)."""
+    n = 1 if core <= 0 else max(1, -(-length // core))
+    edges = sorted({0, length, *(round(i * length / n / cell) * cell for i in range(1, n))})
+    return [(a, b, max(a - halo, 0), min(b + halo, length)) for a, b in zip(edges, edges[1:])]
+
+
+# Float planes per output channel a block holds at its peak (the network's output, the chroma, the converted colour,
+# the quantised copy), each 4 bytes per HR pixel.
+FLOAT_PLANES = 4
+# Output pictures' worth of memory a block leaves free: Pillow's copy of this picture when it encodes it (RGB is
+# stored as 4 bytes a pixel: 4/3), and the previous picture, which the writer thread may still be encoding.
+WRITE_COPIES = 4 / 3 + 1
 
 
 class Upscaler:
@@ -36,6 +56,7 @@ class Upscaler:
         tile: int | str | None = "auto",
         ensemble: bool = False,
         batch_size: int = 4,
+        max_memory: int | None = None,
         **options: Any,
     ) -> None:
         self.spec = get_spec(name)
@@ -46,10 +67,12 @@ class Upscaler:
                                       bf16_harmless=weights is None and bf16_harmless(self.spec, scale))
         self.model, built = load_model_options(self.spec, scale, weights, blend=blend, **options)
         self.overlap = self.spec.overlap(scale, **built)
-        tile_px = None if tile in (None, "auto") else int(tile)
-        self.engine = Engine(self.model, scale, self.overlap, self.device, self.dtype, tile_px, batch_size, ensemble)
+        self.tile = None if tile in (None, "auto") else int(tile)
+        self.max_memory = max_memory  # bytes; None: DEFAULT_MAX_MEMORY, loosely (see memory.default_budget)
+        self.engine = Engine(self.model, scale, self.overlap, self.device, self.dtype, self.tile, batch_size, ensemble)
         self._chroma = Engine(Bicubic(scale, levels=None), scale, get_spec("bicubic").overlap(scale), self.device,
-                              torch.float32, tile_px, batch_size)
+                              torch.float32, 0)
+        self.halo = max(self.overlap, self._chroma.overlap)  # LR context a block needs: the model's and chroma's
 
     @property
     def params(self) -> int:
@@ -61,37 +84,81 @@ class Upscaler:
         if isinstance(self.model, Bicubic):
             self.model.levels = levels
 
-    def _run(self, x: torch.Tensor, progress: Progress | None) -> torch.Tensor:
+    def _run(self, x: torch.Tensor, progress: Progress | None, tile: int | None = None) -> torch.Tensor:
         """(N, C, H, W) float in [0,1] with C = 1 or 3 → upscaled, through the model's colour space."""
         if self.spec.space == "y" and x.shape[1] == 3:
             ycc = rgb_to_ycbcr(x)
-            y = self.engine.run(ycc[:, :1].contiguous(), progress)
+            y = self.engine.run(ycc[:, :1].contiguous(), progress, tile)
             cbcr = self._chroma.run(ycc[:, 1:].contiguous())
             return ycbcr_to_rgb(y, cbcr)
         if self.spec.space == "rgb" and x.shape[1] == 1:
-            return self.engine.run(x.expand(-1, 3, -1, -1).contiguous(), progress).mean(dim=1, keepdim=True)
-        return self.engine.run(x, progress)
+            return self.engine.run(x.expand(-1, 3, -1, -1).contiguous(), progress, tile).mean(dim=1, keepdim=True)
+        return self.engine.run(x, progress, tile)
 
     @torch.inference_mode()
-    def upscale_float(self, arr: np.ndarray, progress: Progress | None = None) -> np.ndarray:
-        """(H, W, C) float32 in [0, 1], C in 1..4 (alpha last for 2 and 4) → (sH, sW, C) float32 in [0, 1]."""
+    def _upscale_window(self, arr: np.ndarray, progress: Progress | None = None) -> torch.Tensor:
+        """(H, W, C) float32 in [0, 1], C in 1..4 (alpha last for 2 and 4) → (C, sH, sW) float32 in [0, 1]. On CPU
+        a block sized by ``block_size`` runs in one pass; ``--tile N`` and CUDA keep the engine's own tiling."""
+        tile = 0 if self.tile is None and self.device.type == "cpu" else None
         x = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32)).permute(2, 0, 1).unsqueeze(0)
         c = x.shape[1]
         if c in (2, 4):
             colour, alpha = x[:, :-1], x[:, -1:]
             big_alpha = self._chroma.run(alpha).clamp(0, 1)
-            big = self._run(colour * alpha, progress).clamp(0, 1)
+            big = self._run(colour * alpha, progress, tile).clamp(0, 1)
             colour_out = torch.where(big_alpha > 1e-6, big / big_alpha.clamp_min(1e-6), big).clamp(0, 1)
             y = torch.cat([colour_out, big_alpha], dim=1)
         else:
-            y = self._run(x, progress).clamp_(0, 1)
-        return y[0].permute(1, 2, 0).numpy()
+            y = self._run(x, progress, tile).clamp_(0, 1)
+        return y[0]
+
+    def block_size(self, height: int, width: int, channels: int, bit_depth: int = 8) -> int:
+        """The LR core side of the blocks a picture is upscaled in: ``--tile`` when given (0: the whole picture),
+        else the largest whose window fits the work budget by the measured bytes per LR pixel of the network's
+        activations (on CPU) and of the float pictures around it. The budget is ``max_memory`` less what the
+        process holds and less ``WRITE_COPIES`` outputs of this size (the encoder's copy of this picture, and the
+        picture a writer thread may still be encoding). Without ``max_memory`` a deep model's block keeps a core
+        of at least twice its halo (at most 4x the work of one pass), above the default cap if need be."""
+        if self.tile is not None:
+            return self.tile
+        out = channels * self.scale**2
+        per_pixel = 4 * channels + FLOAT_PLANES * 4 * out  # the float input and the float outputs around the net
+        if self.device.type == "cpu":  # (on CUDA the engine tiles the device's memory itself)
+            per_pixel += self.engine.bytes_per_pixel(self.spec.channels)
+        budget = default_budget() if self.max_memory is None else work_budget(self.max_memory)
+        budget -= int(WRITE_COPIES * height * width * out * bit_depth // 8)
+        side = int(math.sqrt(max(budget, 0) / per_pixel))
+        if side >= max(height, width) + 2 * self.halo:
+            return 0
+        core = side - 2 * self.halo
+        if self.max_memory is None:
+            core = max(core, 2 * self.halo)
+        return max(MIN_TILE, core)
+
+    def upscale_picture(self, pixels: np.ndarray, bit_depth: int, progress: Progress | None = None) -> np.ndarray:
+        """(H, W, C) integer pixels of ``bit_depth`` bits, C in 1..4 → (sH, sW, C) of the same type, block by block
+        (see ``block_size``): each block's window carries ``halo`` LR pixels of context, so blocks join exactly
+        as one pass would; only the output picture is held whole, as integers."""
+        self.set_levels(65535 if bit_depth == 16 else 255)
+        h, w, c = pixels.shape
+        s, top = self.scale, float((1 << bit_depth) - 1)
+        core = self.block_size(h, w, c, bit_depth)
+        out = np.empty((h * s, w * s, c), dtype=pixels.dtype)
+        cell = getattr(self.model, "unshuffle", 1)
+        rows, cols = (block_spans(n, core, self.halo, cell) for n in (h, w))
+        blocks = [(r, col) for r in rows for col in cols]
+        for k, ((r0, r1, rw, rw1), (c0, c1, cw, cw1)) in enumerate(blocks):
+            window = pixels[rw:rw1, cw:cw1].astype(np.float32) / np.float32(top)
+            inner = None if progress is None else \
+                (lambda done, total, k=k: progress(k * total + done, len(blocks) * total))
+            result = self._upscale_window(window, inner)
+            part = result[:, (r0 - rw) * s:(r1 - rw) * s, (c0 - cw) * s:(c1 - cw) * s]
+            out[r0 * s:r1 * s, c0 * s:c1 * s] = quantize(part.permute(1, 2, 0).numpy(), top)
+        return out
 
     def upscale_uint8(self, arr: np.ndarray, progress: Progress | None = None) -> np.ndarray:
         """(H, W, C) uint8 → (sH, sW, C) uint8, rounded."""
-        self.set_levels(255)
-        out = self.upscale_float(arr.astype(np.float32) / 255, progress)
-        return np.round(out * 255).astype(np.uint8)
+        return self.upscale_picture(arr, 8, progress)
 
     @torch.inference_mode()
     def upscale_frames(self, frames: np.ndarray) -> np.ndarray:

@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from sr_cli.engine import Engine, _spans
+from sr_cli.engine import MIN_TILE, Engine, spans
+from sr_cli.memory import ALLOCATOR_SLACK
 from sr_cli.errors import SrtoolError
 from sr_cli.registry import MODELS, get_spec
 from tolerances import DEEP_NET_ABS, NET_ABS
@@ -96,10 +97,10 @@ def test_overlap_is_the_measured_receptive_field(name: str, scale: int) -> None:
 
 
 def test_spans_cover_and_windows_have_equal_size() -> None:
-    spans = _spans(100, 32, 10)
-    assert [(a, b) for a, b, _ in spans] == [(0, 32), (32, 64), (64, 96), (96, 100)]
-    assert [w for _, _, w in spans] == [0, 22, 48, 48]
-    for a, b, w in spans:
+    cut = spans(100, 32, 10)
+    assert [(a, b) for a, b, _ in cut] == [(0, 32), (32, 64), (64, 96), (96, 100)]
+    assert [w for _, _, w in cut] == [0, 22, 48, 48]
+    for a, b, w in cut:
         assert w <= max(a - 10, 0) and min(b + 10, 100) <= w + 52
 
 
@@ -212,13 +213,14 @@ def test_a_window_that_spans_an_axis_runs_once_along_it() -> None:
         assert (out - Engine(model, 2, 40, cpu, tile=0).run(x)).abs().max().item() < DEEP_NET_ABS
 
 
-def test_auto_tile_shrinks_the_batch_before_the_tile(monkeypatch: pytest.MonkeyPatch) -> None:
-    """MDSR-like: 576-channel convolution, overlap 176, 20 GiB free. Windows must not be mostly overlap."""
-    import sr_cli.engine as engine_module
-
-    pages = {"SC_AVPHYS_PAGES": 20 * 2**30 // 4096, "SC_PAGE_SIZE": 4096}
-    monkeypatch.setattr(engine_module.os, "sysconf", lambda name: pages[name])
-    engine = Engine(nn.Conv2d(3, 576, 1), 2, 176, torch.device("cpu"), batch_size=4)
-    tile, batch = engine.auto_tile(3)
-    assert tile >= 2 * 176 and batch == 1  # was a 64-pixel tile in 416-pixel windows, 4 at a time
-    assert Engine(nn.Conv2d(3, 12, 1), 2, 4, torch.device("cpu"), batch_size=4).auto_tile(3) == (512, 4)
+def test_auto_tile_fits_the_budget_by_the_measured_footprint() -> None:
+    """A 1x1 convolution 3 → 12 at x2 in fp32: 48 bytes of activation per LR pixel (times the allocator slack), the
+    input window (3 channels, on the host and on the device) and the output window (12 values, on the device and as
+    float32 on the host); on CPU one window at a time, as large as the budget allows, less its overlap."""
+    engine = Engine(nn.Conv2d(3, 12, 1), 2, 4, torch.device("cpu"), batch_size=4)
+    per_pixel = engine.bytes_per_pixel(3)
+    assert per_pixel == 48 * ALLOCATOR_SLACK + 3 * (4 + 4) + 12 * (4 + 4)
+    engine.memory = int(per_pixel * 100**2)
+    assert engine.auto_tile(3) == (92, 1)
+    engine.memory = int(per_pixel * 10**2)
+    assert engine.auto_tile(3) == (MIN_TILE, 1)  # never below the smallest tile

@@ -16,7 +16,7 @@ from PIL import ExifTags, Image, ImageCms, ImageFile, ImageOps
 
 from sr_cli import atomic, images
 from sr_cli.errors import InputError, OutputError
-from sr_cli.images import (DEFAULT_MAX_PIXELS, SUPPORTED_SUFFIXES, Picture, is_image_path, read_image,
+from sr_cli.images import (DEFAULT_MAX_PIXELS, SUPPORTED_SUFFIXES, Picture, is_image_path, quantize, read_image,
                            write_image)
 
 SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
@@ -450,17 +450,11 @@ def test_unsupported_output_suffix(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------------------- Picture, helpers
 
 
-def test_float_conversions() -> None:
-    pic = Picture.from_float(np.array([[[-0.5], [0.0], [0.4 / 255], [0.6 / 255], [1.0], [2.0], [np.nan]]]), 8)
-    assert pic.pixels.dtype == np.uint8
-    np.testing.assert_array_equal(pic.pixels[0, :, 0], [0, 0, 0, 1, 255, 255, 0])
-    deep = Picture.from_float(np.array([[[0.5]]], np.float32), 16, b"icc", b"exif", "TIFF")
-    assert deep.pixels.dtype == np.uint16 and deep.pixels[0, 0, 0] == 32768
-    assert Picture.from_float(np.array([[[1000 / 65535]]]), 16).pixels[0, 0, 0] == 1000  # 16-bit precision kept
-    assert (deep.icc, deep.exif, deep.source_format) == (b"icc", b"exif", "TIFF")
-    as_float = Picture(np.array([[[0, 257, 65535]]], np.uint16), 16).to_float()
-    assert as_float.dtype == np.float32
-    np.testing.assert_array_equal(as_float, np.array([[[0, 257, 65535]]], np.float32) / np.float32(65535))
+def test_quantize_clips_rounds_and_zeroes_nan() -> None:
+    values = quantize(np.array([[[-0.5], [0.0], [0.4 / 255], [0.6 / 255], [1.0], [2.0], [np.nan]]], np.float32), 255)
+    np.testing.assert_array_equal(values[0, :, 0], [0, 0, 0, 1, 255, 255, 0])
+    assert quantize(np.array([0.5], np.float32), 65535)[0] == 32768  # 32767.5: half to even
+    assert quantize(np.array([1000 / 65535], np.float32), 65535)[0] == 1000  # 16-bit precision kept
 
 
 def test_picture_rejects_mismatched_depth() -> None:

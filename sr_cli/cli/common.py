@@ -29,7 +29,11 @@ PrecisionOpt = Annotated[str, typer.Option(
     "--precision", help="auto|fp32|fp16|bf16 (fp16 is GPU-only); auto = fp16 on CUDA, on CPU bf16 where the CPU has "
                         "native bf16 (AVX-512 BF16, AMX) and the shipped model loses < 0.01 dB in it, else fp32.")]
 TileOpt = Annotated[str, typer.Option(
-    "--tile", help="LR tile size in pixels: auto (from free memory), 0 (whole image at once) or N.")]
+    "--tile", help="LR tile size in pixels: auto (the largest that fits --max-memory), 0 (whole image at once) or N.")]
+MaxMemoryOpt = Annotated[str, typer.Option(
+    "--max-memory", help="Peak memory of the run, not counting the output picture (held as 8/16-bit): 1.5G, 800M, "
+                         "... Pictures are upscaled in blocks that fit; more memory, fewer blocks (each block "
+                         "recomputes its model's receptive field at its edges).")]
 WidthOpt = Annotated[float | None, typer.Option(
     "--width", help="CSD width fraction in (0, 1] (csd only; a full-width CSD file runs narrower).",
     show_default=False)]

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from sr_cli.atomic import remove_stale
-from sr_cli.choices import DEFAULT_MAX_PIXELS, DEFAULT_MODEL, DEFAULT_SCALE
-from sr_cli.cli.common import (DenoiseOpt, DeviceOpt, OfflineOpt, PrecisionOpt, TileOpt, WidthOpt, choose_model,
-                               error, interactive, model_options, out_console, parse_tile, print_json, progress_bar,
-                               run_command, warn)
+from sr_cli.choices import DEFAULT_MAX_MEMORY, DEFAULT_MAX_PIXELS, DEFAULT_MODEL, DEFAULT_SCALE
+from sr_cli.cli.common import (DenoiseOpt, DeviceOpt, MaxMemoryOpt, OfflineOpt, PrecisionOpt, TileOpt, WidthOpt,
+                               choose_model, error, interactive, model_options, out_console, parse_tile, print_json,
+                               progress_bar, run_command, warn)
 from sr_cli.errors import EXIT_FAILED, EXIT_OK, SrtoolError, UsageError
 
 if TYPE_CHECKING:
@@ -52,6 +52,7 @@ def upscale(
     device: DeviceOpt = None,
     precision: PrecisionOpt = "auto",
     tile: TileOpt = "auto",
+    max_memory: MaxMemoryOpt = DEFAULT_MAX_MEMORY,
     ensemble: Annotated[bool, typer.Option("--ensemble", help="x8 flip/transpose self-ensemble (EDSR+).")] = False,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Tiles per forward pass (at most: --tile auto "
                                             "batches fewer when memory is short).", min=1)] = 4,
@@ -66,6 +67,7 @@ def upscale(
     def body() -> int:
         from sr_cli.batch import expand_inputs, output_exists, plan_jobs, prepare_folder, read_and_upscale  # torch
         from sr_cli.images import write_image
+        from sr_cli.memory import parse_size
         from sr_cli.pipeline import Upscaler
         from sr_cli.registry import get_spec
 
@@ -87,7 +89,8 @@ def upscale(
             remove_stale(folder)  # what a killed run left half-written
         options = model_options(get_spec(name).name, width)
         upscaler = Upscaler(name, factor, weights=picked.weights, blend=picked.blend, device=device, precision=precision,
-                            tile=parse_tile(tile), ensemble=ensemble, batch_size=batch_size, **options)
+                            tile=parse_tile(tile), ensemble=ensemble, batch_size=batch_size,
+                            max_memory=parse_size(max_memory), **options)
         report, codes = [], []
         for problem in problems:
             error(str(problem))
