@@ -34,10 +34,10 @@ from torch import nn
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from sr_cli.engine import Engine  # noqa: E402
-from sr_cli.metrics import psnr  # noqa: E402
-from sr_cli.pipeline import Upscaler  # noqa: E402
-from sr_cli.registry import get_spec  # noqa: E402
+from sr_cli.engine import Engine
+from sr_cli.metrics import psnr
+from sr_cli.pipeline import Upscaler
+from sr_cli.registry import get_spec
 
 Row = tuple[str, bool, str]
 
@@ -139,8 +139,8 @@ def check_oom_halving(device: torch.device, size: int) -> Row:
 
 
 def check_precisions(device: torch.device, size: int) -> Row:
-    from PIL import Image
     import numpy as np
+    from PIL import Image
 
     hr = np.asarray(Image.open(REPO / "sr_cli" / "data" / "Set5" / "butterfly.png").convert("RGB"))
     lr = np.asarray(Image.fromarray(hr).resize((size, size), Image.BICUBIC))
@@ -172,7 +172,7 @@ def check_inference(device: torch.device, size: int, repeats: int) -> list[Row]:
         run_dtype = up.dtype if up is not None else dtype
         x = torch.rand(1, spec.channels, size, size, device=device, dtype=run_dtype).contiguous(memory_format=fmt)
         with torch.inference_mode():
-            seconds = _timed(lambda: model(x), device, repeats)  # noqa: B023
+            seconds = _timed(lambda: model(x), device, repeats)
             tflops = _conv_flops(model, x) / seconds / 1e12
         mpx = (4 * size) ** 2 / 1e6 / seconds
         rows.append((f"inference {name} x4", math.isfinite(mpx),

@@ -1,7 +1,8 @@
 """Peak memory and time of whole ``srtool upscale`` runs: the default (blocks under ``--max-memory``) against
 ``--tile 0`` (one pass), side by side.
 
-Each run is its own process, which reports its own peak RSS (``ru_maxrss``) as it exits; runs of one case are
+Each run is its own process, which reports its own peak RSS (``VmHWM`` of its memory map; ``ru_maxrss`` would count
+the parent's too, inherited through fork) as it exits; runs of one case are
 interleaved (default, tile 0, default, ...) and the medians printed with the time ratio. Pictures: Set14 content
 tiled to the size asked, written as PNG. ``--skip-tile0-above`` leaves out one-pass runs whose LR pixel count is
 larger (one pass of EDSR x4 on 4000x4000 needs tens of GB).
@@ -20,15 +21,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from PIL import Image
-
 from peers import picture  # benchmarks/peers.py
+from PIL import Image
 from precision import cpu_flags  # benchmarks/precision.py
 
 REPO = Path(__file__).resolve().parents[1]
-PROBE = ("import resource, sys\nfrom sr_cli.__main__ import main\nsys.argv = ['srtool'] + sys.argv[1:]\ntry:\n"
+PROBE = ("import re, sys\nfrom sr_cli.__main__ import main\nsys.argv = ['srtool'] + sys.argv[1:]\ntry:\n"
          "    main()\nexcept SystemExit as done:\n    code = done.code\n"
-         "print('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, code, file=sys.stderr)")
+         "hwm = re.search(r'VmHWM:\\s+(\\d+) kB', open('/proc/self/status').read())[1]\n"
+         "print('PEAK', int(hwm) * 1024, code, file=sys.stderr)")
 
 
 def run(args: list[str]) -> tuple[float, int]:

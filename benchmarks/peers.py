@@ -32,7 +32,6 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-
 from precision import cpu_flags  # benchmarks/precision.py
 
 REPO = Path(__file__).resolve().parents[1]
@@ -91,7 +90,7 @@ def main() -> None:
     args = ap.parse_args()
     try:
         import cv2
-        cv2.dnn_superres  # noqa: B018  (the contrib module)
+        cv2.dnn_superres
     except (ImportError, AttributeError):
         print("OpenCV with dnn_superres is not installed: pip install opencv-contrib-python-headless==4.14.0.94")
         return

@@ -52,10 +52,19 @@ from typing import BinaryIO
 import numpy as np
 import png
 import tifffile
-from PIL import ExifTags, Image, ImageFile, TiffImagePlugin, TiffTags, UnidentifiedImageError
+from PIL import (
+    ExifTags,
+    Image,
+    ImageFile,
+    TiffImagePlugin,
+    TiffTags,
+    UnidentifiedImageError,
+)
 
 from sr_cli.atomic import atomic_path
-from sr_cli.choices import DEFAULT_MAX_PIXELS  # 64 MP: a 61 MP photo passes; decoding costs <= 512 MB (16-bit RGBA)
+from sr_cli.choices import (
+    DEFAULT_MAX_PIXELS,  # 64 MP: a 61 MP photo passes; decoding costs <= 512 MB (16-bit RGBA)
+)
 from sr_cli.errors import InputError, OutputError
 
 # Suffix → format written.

@@ -18,8 +18,8 @@ from sr_cli.colour import rgb_to_ycbcr, ycbcr_to_rgb
 from sr_cli.device import select_device, select_precision
 from sr_cli.engine import MIN_TILE, Engine, Progress
 from sr_cli.images import quantize
-from sr_cli.memory import default_budget, work_budget
 from sr_cli.interp import Bicubic
+from sr_cli.memory import default_budget, work_budget
 from sr_cli.registry import bf16_harmless, get_spec
 from sr_cli.weights import load_model_options
 

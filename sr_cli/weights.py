@@ -22,8 +22,8 @@ from torch import nn
 
 from sr_cli import __version__
 from sr_cli.atomic import atomic_path
-from sr_cli.families import convert
 from sr_cli.errors import WeightsError
+from sr_cli.families import convert
 from sr_cli.registry import MODELS, ModelSpec, shipped_weights
 
 State = dict[str, torch.Tensor]
@@ -103,7 +103,7 @@ def _load_pickle(path: Path) -> Any:
             return torch.load(path, map_location="cpu", weights_only=True)
     except OSError as err:
         raise WeightsError(f"cannot read weights {path}: {err.strerror or err}") from None
-    except Exception as err:  # noqa: BLE001 - pickle errors come in many types
+    except Exception as err:
         raise _pickle_error(path, err) from None
 
 

@@ -23,6 +23,13 @@ import pytest
 import torch
 from PIL import Image
 from safetensors.torch import save_file
+from tolerances import (
+    DEEP_NET_ABS,
+    FLIPPED_LEVELS,
+    FLIPPED_SHARE,
+    NET_ABS,
+    RANGE_255_ABS,
+)
 from torch import nn
 from typer.testing import CliRunner
 
@@ -38,7 +45,6 @@ from sr_cli.train.loop import copy_matching
 from sr_cli.video.ffmpeg import ffmpeg_exe
 from sr_cli.video.reader import SWS_FLAGS
 from sr_cli.weights import held_model, load_model, load_state, save_weights
-from tolerances import DEEP_NET_ABS, FLIPPED_LEVELS, FLIPPED_SHARE, NET_ABS, RANGE_255_ABS
 
 MEAN = (0.4488, 0.4371, 0.4040)
 runner = CliRunner()
@@ -684,7 +690,7 @@ def test_msrresnet_upscales_tiled_and_fine_tunes_as_itself(tmp_path: Path) -> No
 # ------------------------------------------------------------------ full-size layouts: names and shapes, not run
 
 
-def _meta(module_fn) -> dict[str, torch.Tensor]:  # noqa: ANN001 - a constructor
+def _meta(module_fn) -> dict[str, torch.Tensor]:
     """The module's state dict with weights on the meta device (shapes only) and real biases (the range
     conversion divides those; arithmetic on meta tensors would load torch's compiler stack, seconds)."""
     with torch.device("meta"):

@@ -12,6 +12,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from testdata import HR, TRAIN, VGG_FULL, needs_shared
+from tolerances import CSV_REL, LOSS_REL, NET_ABS
 from torch import nn
 from typer.testing import CliRunner
 
@@ -27,8 +29,6 @@ from sr_cli.train.distill_config import DistillConfig
 from sr_cli.train.loop import TrainResult
 from sr_cli.train.reporter import Reporter
 from sr_cli.weights import read_metadata, save_weights
-from testdata import HR, TRAIN, VGG_FULL, needs_shared
-from tolerances import CSV_REL, LOSS_REL, NET_ABS
 
 C, WIDTH, C_STUDENT = 16, 0.25, 4  # the tiny network: 2 blocks x 16 features, student 4 channels
 

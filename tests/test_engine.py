@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tolerances import DEEP_NET_ABS, NET_ABS
 from torch import nn
 
 from sr_cli.engine import MIN_TILE, Engine, spans
-from sr_cli.memory import ALLOCATOR_SLACK
 from sr_cli.errors import SrtoolError
+from sr_cli.memory import ALLOCATOR_SLACK
 from sr_cli.registry import MODELS, get_spec
-from tolerances import DEEP_NET_ABS, NET_ABS
 
 # Deep models are checked at reduced depth (same family, same overlap formula) to keep CI fast; the overlap
 # formula itself is checked against the measured receptive field below.

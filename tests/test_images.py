@@ -16,8 +16,15 @@ from PIL import ExifTags, Image, ImageCms, ImageFile, ImageOps
 
 from sr_cli import atomic, images
 from sr_cli.errors import InputError, OutputError
-from sr_cli.images import (DEFAULT_MAX_PIXELS, SUPPORTED_SUFFIXES, Picture, is_image_path, quantize, read_image,
-                           write_image)
+from sr_cli.images import (
+    DEFAULT_MAX_PIXELS,
+    SUPPORTED_SUFFIXES,
+    Picture,
+    is_image_path,
+    quantize,
+    read_image,
+    write_image,
+)
 
 SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 # 16-bit values whose high bytes repeat: an 8-bit reader would make them equal.

@@ -8,11 +8,24 @@ from collections.abc import Callable, Iterator
 import pytest
 import torch
 import torch.nn.functional as F
+from tolerances import NET_ABS
 from torch import nn
 
-from sr_cli.models import (CSDEDSR, EDSR, ESPCN, FSRCNN, MDSR, SRCNN, MSRResNet, RRDBNet, SRGANDiscriminator,
-                           SRResNet, SRVGGNetCompact, VGGStyleDiscriminator, slice_state_dict)
-from tolerances import NET_ABS
+from sr_cli.models import (
+    CSDEDSR,
+    EDSR,
+    ESPCN,
+    FSRCNN,
+    MDSR,
+    SRCNN,
+    MSRResNet,
+    RRDBNet,
+    SRGANDiscriminator,
+    SRResNet,
+    SRVGGNetCompact,
+    VGGStyleDiscriminator,
+    slice_state_dict,
+)
 
 SCALES = (2, 3, 4)
 

@@ -7,6 +7,7 @@ import json
 
 import pytest
 import torch
+from testdata import HR, TRAIN
 
 from sr_cli import registry
 from sr_cli.device import select_precision, use_channels_last
@@ -15,7 +16,6 @@ from sr_cli.pipeline import Upscaler
 from sr_cli.registry import get_spec
 from sr_cli.train.config import TrainConfig
 from sr_cli.train.loop import Trainer
-from testdata import HR, TRAIN
 
 CPU = torch.device("cpu")
 # (AVX-512 BF16 instructions, AMX tiles) → what auto picks on CPU

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch
+from testdata import DATA, HR, crop, read
+from tolerances import RESAMPLE_ABS
 
 from sr_cli.errors import UsageError
 from sr_cli.resize import contributions, imresize, upscale_bicubic
-
-from testdata import DATA, HR, crop, read
-from tolerances import RESAMPLE_ABS
 
 
 def lr_pairs(hr_set: str, lr_folder: str, s: int) -> list[tuple[str, np.ndarray, np.ndarray]]:

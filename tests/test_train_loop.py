@@ -20,7 +20,10 @@ import torch
 import torch.serialization
 from PIL import Image
 from safetensors.torch import load_file
+from testdata import HR, TRAIN, VGG_TO_RELU2_2
+from tolerances import PSNR_PER_FLIP_DB
 
+from sr_cli.degrade import degrade
 from sr_cli.errors import InputError, OutputError, UsageError
 from sr_cli.metrics import psnr
 from sr_cli.pipeline import Upscaler
@@ -29,10 +32,7 @@ from sr_cli.train import loop, runs
 from sr_cli.train.config import TrainConfig
 from sr_cli.train.loop import Trainer, TrainResult, resume_config
 from sr_cli.train.reporter import Reporter
-from sr_cli.degrade import degrade
 from sr_cli.weights import load_model, read_metadata
-from testdata import HR, TRAIN, VGG_TO_RELU2_2
-from tolerances import PSNR_PER_FLIP_DB
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from tolerances import CARD_DIGITS, STORED_SCORE
 from typer.testing import CliRunner
 
 from sr_cli.choices import DEFAULT_MODEL, DEFAULT_SCALE
 from sr_cli.cli.app import app
 from sr_cli.registry import MODELS, shipped_weights, shipped_weights_dir
 from sr_cli.weights import read_metadata
-from tolerances import CARD_DIGITS, STORED_SCORE
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,9 +12,22 @@ from rich.table import Table
 from sr_cli import catalogue
 from sr_cli.atomic import atomic_path
 from sr_cli.choices import DEGRADATIONS
-from sr_cli.cli.common import (DeviceOpt, OfflineOpt, TileOpt, WidthOpt, choose_model, error, interactive,
-                               model_options, out_console, parse_tile, print_json, progress_bar, run_command,
-                               width_models)
+from sr_cli.cli.common import (
+    DeviceOpt,
+    OfflineOpt,
+    TileOpt,
+    WidthOpt,
+    choose_model,
+    error,
+    interactive,
+    model_options,
+    out_console,
+    parse_tile,
+    print_json,
+    progress_bar,
+    run_command,
+    width_models,
+)
 from sr_cli.datasets import DATASETS, dataset_images
 from sr_cli.errors import EXIT_FAILED, SrtoolError, UsageError
 
@@ -51,7 +64,7 @@ def write_csv(results: list[RunScore], path: Path) -> None:
 
 def bench(
     dataset: Annotated[list[str], typer.Option("--dataset", "-d", help=f"Data set(s): {', '.join(DATASETS)}, "
-                                               "or 'folder' with --data-dir.")] = ["set5"],  # noqa: B006
+                                               "or 'folder' with --data-dir.")] = ["set5"],
     model: Annotated[list[str] | None, typer.Option("--model", "-m", help="Model(s); default: the model --weights "
                                                     "holds, else bicubic and every model with shipped weights.",
                                                     show_default=False)] = None,
@@ -98,7 +111,10 @@ def bench(
         error(str(err))
 
     def body() -> list[RunScore]:
-        from sr_cli.evaluate import Degradation, run_bench  # here, not at the top: --help never loads torch
+        from sr_cli.evaluate import (  # here, not at the top: --help never loads torch
+            Degradation,
+            run_bench,
+        )
         from sr_cli.pipeline import Upscaler
         from sr_cli.registry import MODELS, get_spec
         from sr_cli.weights import held_model

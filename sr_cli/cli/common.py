@@ -12,7 +12,14 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from sr_cli import catalogue, signals
 from sr_cli.errors import EXIT_INTERRUPTED, SrtoolError, UsageError
@@ -41,7 +48,9 @@ WidthOpt = Annotated[float | None, typer.Option(
 
 def width_models() -> tuple[str, ...]:
     """The width-switchable registry models (``--width``)."""
-    from sr_cli.registry import MODELS  # here, not at the top: --help and usage errors never load torch
+    from sr_cli.registry import (
+        MODELS,  # here, not at the top: --help and usage errors never load torch
+    )
 
     return tuple(name for name, spec in MODELS.items() if "width" in spec.options)
 

@@ -9,12 +9,43 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from sr_cli.cli.common import catalogue_file, run_command
-from sr_cli.cli.train import (AugmentOpt, BatchOpt, CacheDirOpt, CheckpointEveryOpt, CheckpointMinutesOpt, DataOpt,
-                              DecayEveryOpt, DegradationOpt, DeviceOpt, EmaOpt, GammaOpt, GradClipOpt, JsonOpt,
-                              LogEveryOpt, LrOpt, MilestonesOpt, MinLrOpt, OptimizerOpt, PatchOpt, PatienceOpt,
-                              PrecisionOpt, ResumeOpt, ScaleOpt, ScheduleOpt, SeedOpt, StepsOpt, ValDataOpt,
-                              ValEveryOpt, ValSetOpt, VggWeightsOpt, WarmupOpt, WeightDecayOpt, WorkersOpt,
-                              given_settings, run_trainer)
+from sr_cli.cli.train import (
+    AugmentOpt,
+    BatchOpt,
+    CacheDirOpt,
+    CheckpointEveryOpt,
+    CheckpointMinutesOpt,
+    DataOpt,
+    DecayEveryOpt,
+    DegradationOpt,
+    DeviceOpt,
+    EmaOpt,
+    GammaOpt,
+    GradClipOpt,
+    JsonOpt,
+    LogEveryOpt,
+    LrOpt,
+    MilestonesOpt,
+    MinLrOpt,
+    OptimizerOpt,
+    PatchOpt,
+    PatienceOpt,
+    PrecisionOpt,
+    ResumeOpt,
+    ScaleOpt,
+    ScheduleOpt,
+    SeedOpt,
+    StepsOpt,
+    ValDataOpt,
+    ValEveryOpt,
+    ValSetOpt,
+    VggWeightsOpt,
+    WarmupOpt,
+    WeightDecayOpt,
+    WorkersOpt,
+    given_settings,
+    run_trainer,
+)
 from sr_cli.errors import UsageError
 from sr_cli.train.distill_config import MODES, DistillConfig
 from sr_cli.train.reporter import Reporter
@@ -123,7 +154,9 @@ def distill(
     })
 
     def body() -> int:
-        from sr_cli.train.distill import DistillTrainer  # here, not at the top: --help never loads torch
+        from sr_cli.train.distill import (
+            DistillTrainer,  # here, not at the top: --help never loads torch
+        )
         from sr_cli.train.loop import resume_config
 
         if given.get("teacher") is not None:

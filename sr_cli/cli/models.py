@@ -9,7 +9,13 @@ import typer
 from rich.table import Table
 
 from sr_cli import catalogue
-from sr_cli.cli.common import err_console, interactive, out_console, print_json, run_command
+from sr_cli.cli.common import (
+    err_console,
+    interactive,
+    out_console,
+    print_json,
+    run_command,
+)
 from sr_cli.errors import UsageError, WeightsError
 
 if TYPE_CHECKING:
@@ -78,7 +84,9 @@ def models(ctx: typer.Context,
         return
 
     def body() -> None:
-        from sr_cli.registry import MODELS  # here, not at the top: --help never loads torch
+        from sr_cli.registry import (
+            MODELS,  # here, not at the top: --help never loads torch
+        )
 
         rows = [describe(spec) for spec in MODELS.values()]
         published = [catalogue_row(e) for e in catalogue.catalogue().values()]

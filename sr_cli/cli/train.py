@@ -9,9 +9,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
-from sr_cli.cli.common import catalogue_file, err_console, interactive, out_console, print_json, run_command, warn
+from sr_cli.cli.common import (
+    catalogue_file,
+    err_console,
+    interactive,
+    out_console,
+    print_json,
+    run_command,
+    warn,
+)
 from sr_cli.errors import UsageError
 from sr_cli.signals import EXIT_CODES
 from sr_cli.train.config import TrainConfig
@@ -145,7 +160,9 @@ def run_trainer(build: Callable[[Reporter], Trainer], log_every: int, json_out: 
                 extra: Callable[[Trainer], dict[str, Any]] | None = None) -> int:
     """Build a trainer with a console reporter, run it, print the summary; the exit code (130 when interrupted
     by SIGINT, 143 by SIGTERM). ``extra`` adds to the summary."""
-    from sr_cli.train.loop import leave_process_group  # here, not at the top: --help never loads torch
+    from sr_cli.train.loop import (
+        leave_process_group,  # here, not at the top: --help never loads torch
+    )
 
     reporter = ConsoleReporter(log_every, interactive() and not json_out, command)
     try:

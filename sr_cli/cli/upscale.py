@@ -10,10 +10,31 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from sr_cli.atomic import remove_stale
-from sr_cli.choices import DEFAULT_MAX_MEMORY, DEFAULT_MAX_PIXELS, DEFAULT_MODEL, DEFAULT_SCALE
-from sr_cli.cli.common import (DenoiseOpt, DeviceOpt, MaxMemoryOpt, OfflineOpt, PrecisionOpt, TileOpt, WidthOpt,
-                               choose_model, error, interactive, model_options, out_console, parse_tile, print_json,
-                               progress_bar, run_command, warn)
+from sr_cli.choices import (
+    DEFAULT_MAX_MEMORY,
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MODEL,
+    DEFAULT_SCALE,
+)
+from sr_cli.cli.common import (
+    DenoiseOpt,
+    DeviceOpt,
+    MaxMemoryOpt,
+    OfflineOpt,
+    PrecisionOpt,
+    TileOpt,
+    WidthOpt,
+    choose_model,
+    error,
+    interactive,
+    model_options,
+    out_console,
+    parse_tile,
+    print_json,
+    progress_bar,
+    run_command,
+    warn,
+)
 from sr_cli.errors import EXIT_FAILED, EXIT_OK, SrtoolError, UsageError
 
 if TYPE_CHECKING:
@@ -65,7 +86,13 @@ def upscale(
     """Upscale images (default: --model {model} --scale {scale}, or what --weights holds); a batch goes on past a
     bad file."""
     def body() -> int:
-        from sr_cli.batch import expand_inputs, output_exists, plan_jobs, prepare_folder, read_and_upscale  # torch
+        from sr_cli.batch import (  # torch
+            expand_inputs,
+            output_exists,
+            plan_jobs,
+            prepare_folder,
+            read_and_upscale,
+        )
         from sr_cli.images import write_image
         from sr_cli.memory import parse_size
         from sr_cli.pipeline import Upscaler

@@ -8,14 +8,35 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, \
-    TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
 from sr_cli.choices import DEFAULT_VIDEO_MODEL, DEFAULT_VIDEO_SCALE
-from sr_cli.cli.common import (DenoiseOpt, DeviceOpt, OfflineOpt, PrecisionOpt, TileOpt, WidthOpt, choose_model,
-                               err_console, interactive, model_options, out_console, parse_tile, print_json, run_command)
+from sr_cli.cli.common import (
+    DenoiseOpt,
+    DeviceOpt,
+    OfflineOpt,
+    PrecisionOpt,
+    TileOpt,
+    WidthOpt,
+    choose_model,
+    err_console,
+    interactive,
+    model_options,
+    out_console,
+    parse_tile,
+    print_json,
+    run_command,
+)
 from sr_cli.errors import InputError, UsageError
 from sr_cli.signals import Stopped
 
@@ -113,7 +134,9 @@ def video(
     within a second or two (exit 130 or 143), keeping the finished chunks for --resume.
     """
     def body() -> None:
-        from sr_cli.pipeline import Upscaler  # here, not at the top: --help never loads torch
+        from sr_cli.pipeline import (
+            Upscaler,  # here, not at the top: --help never loads torch
+        )
         from sr_cli.registry import get_spec
         from sr_cli.video import VideoRequest, run_video
         from sr_cli.video.dist import rank_and_world

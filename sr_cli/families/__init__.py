@@ -8,7 +8,17 @@ Its published weights are the catalogue entries (``data/catalogue.json``) whose 
 
 from __future__ import annotations
 
-from sr_cli.families import compact, csd, edsr, espcn, esrgan, fsrcnn, interpolation, srcnn, srresnet
+from sr_cli.families import (
+    compact,
+    csd,
+    edsr,
+    espcn,
+    esrgan,
+    fsrcnn,
+    interpolation,
+    srcnn,
+    srresnet,
+)
 from sr_cli.families.layouts import Found, State
 from sr_cli.modelspec import ModelSpec
 

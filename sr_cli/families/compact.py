@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import re
 
-from sr_cli.families.layouts import Detector, Found, State, count, info
 from sr_cli.errors import WeightsError
+from sr_cli.families.layouts import Detector, Found, State, count, info
 from sr_cli.models.blocks import SCALES
 from sr_cli.models.compact import SRVGGNetCompact
 from sr_cli.models.rrdbnet import VGGStyleDiscriminator
 from sr_cli.modelspec import ModelSpec
+
 
 def _compact(state: State) -> Found:
     """Real-ESRGAN SRVGGNetCompact: only ``body.N`` tensors, conv (even N) and PReLU (odd N) in turn, the last conv

@@ -9,7 +9,7 @@ from __future__ import annotations
 from torch import nn
 
 from sr_cli.errors import UsageError
-from sr_cli.families.layouts import Detector, Found, State, block_options, check_rgb, info, shuffle_scale, unit_range
+from sr_cli.families.layouts import Detector, Found, State, edsr_shape, info, unit_range
 from sr_cli.models.csd import CSDEDSR
 from sr_cli.modelspec import ModelSpec
 
@@ -28,12 +28,13 @@ def _build(scale: int, width: float = 0.25, n_blocks: int = 32, n_feats: int = 2
 
 def _csd(state: State) -> Found:
     """Official CSD: head, body.N.conv{1,2}, body_conv, upsampler.blocks.J, tail_conv (full width)."""
-    if not {"head.weight", "body_conv.weight", "upsampler.blocks.0.weight", "tail_conv.weight"} <= state.keys():
-        return None
     layout = "CSD"
-    n_blocks, n_feats = block_options(state, "head.weight", "body.{}.conv1.weight")
-    check_rgb(layout, state["head.weight"].shape[1], state["tail_conv.weight"].shape[0])
-    scale = shuffle_scale(state, "upsampler.blocks", n_feats, layout)
+    shape = edsr_shape(state, layout, {"head.weight", "body_conv.weight", "upsampler.blocks.0.weight",
+                                       "tail_conv.weight"}, "head.weight", "body.{}.conv1.weight", "tail_conv.weight",
+                       "upsampler.blocks")
+    if shape is None:
+        return None
+    n_blocks, n_feats, scale = shape
     state, rgb_range = unit_range(state, layout)
     return state, info("csd", scale, {"n_blocks": n_blocks, "n_feats": n_feats, "sliced": False},
                         f"{layout} {n_blocks}x{n_feats} x{scale}, rgb_range {rgb_range}")

@@ -12,7 +12,21 @@ import re
 from torch import nn
 
 from sr_cli.errors import WeightsError
-from sr_cli.families.layouts import Detector, Found, State, block_options, check_rgb, count, divide_biases, info, mean_shifts, rename, shuffle_scale, unit_range
+from sr_cli.families.layouts import (
+    Detector,
+    Found,
+    State,
+    block_options,
+    check_rgb,
+    count,
+    divide_biases,
+    edsr_shape,
+    info,
+    mean_shifts,
+    rename,
+    shuffle_scale,
+    unit_range,
+)
 from sr_cli.models.blocks import SCALES
 from sr_cli.models.edsr import EDSR, MDSR
 from sr_cli.modelspec import ModelSpec
@@ -68,12 +82,13 @@ def _mdsr(state: State) -> Found:
 def _basicsr_edsr(state: State) -> Found:
     """BasicSR EDSR: conv_first, body.N.conv{1,2}, conv_after_body, upsample.{0,2}, conv_last; its mean
     (not saved) is the DIV2K default and its img_range 255 is divided out of the biases."""
-    if not {"conv_first.weight", "conv_after_body.weight", "upsample.0.weight", "conv_last.weight"} <= state.keys():
-        return None
     layout = "BasicSR EDSR"
-    n_blocks, n_feats = block_options(state, "conv_first.weight", "body.{}.conv1.weight")
-    check_rgb(layout, state["conv_first.weight"].shape[1], state["conv_last.weight"].shape[0])
-    scale = shuffle_scale(state, "upsample", n_feats, layout)
+    shape = edsr_shape(state, layout, {"conv_first.weight", "conv_after_body.weight", "upsample.0.weight",
+                                       "conv_last.weight"}, "conv_first.weight", "body.{}.conv1.weight",
+                       "conv_last.weight", "upsample")
+    if shape is None:
+        return None
+    n_blocks, n_feats, scale = shape
     rules = [(r"^conv_first\.", "head.0."), (r"^body\.(\d+)\.conv1\.", r"body.\1.body.0."),
              (r"^body\.(\d+)\.conv2\.", r"body.\1.body.2."), (r"^conv_after_body\.", f"body.{n_blocks}."),
              (r"^upsample\.(\d+)\.", r"tail.0.\1."), (r"^conv_last\.", "tail.1.")]

@@ -10,8 +10,18 @@ from __future__ import annotations
 
 import re
 
-from sr_cli.families.layouts import Detector, Found, Info, State, block_options, check_rgb, count, info, rename
 from sr_cli.errors import WeightsError
+from sr_cli.families.layouts import (
+    Detector,
+    Found,
+    Info,
+    State,
+    block_options,
+    check_rgb,
+    count,
+    info,
+    rename,
+)
 from sr_cli.models.rrdbnet import RRDBNet, VGGStyleDiscriminator
 from sr_cli.modelspec import ModelSpec
 

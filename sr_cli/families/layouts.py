@@ -105,3 +105,14 @@ def check_rgb(layout: str, in_ch: int, out_ch: int) -> None:
     """A WeightsError unless the network takes and gives 3 channels."""
     if (in_ch, out_ch) != (3, 3):
         raise WeightsError(f"{layout} takes {in_ch} and gives {out_ch} channels: srtool runs it on RGB (3 and 3)")
+
+
+def edsr_shape(state: State, layout: str, required: set[str], head: str, block: str, last: str,
+               upsampler: str) -> tuple[int, int, int] | None:
+    """(n_blocks, n_feats, scale) of an EDSR-shaped state dict: ``head`` conv, blocks counted by the ``block``
+    pattern, a sub-pixel ``upsampler`` and a ``last`` conv, on RGB; None when a ``required`` tensor is missing."""
+    if not required <= state.keys():
+        return None
+    n_blocks, n_feats = block_options(state, head, block)
+    check_rgb(layout, state[head].shape[1], state[last].shape[0])
+    return n_blocks, n_feats, shuffle_scale(state, upsampler, n_feats, layout)

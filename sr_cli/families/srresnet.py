@@ -10,7 +10,15 @@ from typing import Any
 from torch import nn
 
 from sr_cli.errors import UsageError
-from sr_cli.families.layouts import Detector, Found, State, block_options, check_rgb, info, shuffle_scale
+from sr_cli.families.layouts import (
+    Detector,
+    Found,
+    State,
+    block_options,
+    check_rgb,
+    info,
+    shuffle_scale,
+)
 from sr_cli.models.msrresnet import MSRResNet
 from sr_cli.models.srresnet import SRGANDiscriminator, SRResNet
 from sr_cli.modelspec import ModelSpec

@@ -38,7 +38,7 @@ from sr_cli.errors import UsageError, WeightsError
 from sr_cli.models.csd import CSDEDSR, narrow_state_dict, width_channels
 from sr_cli.registry import get_spec
 from sr_cli.train.contrastive import ContrastiveLoss, load_feature_net, negatives
-from sr_cli.train.distill_config import N_BLOCKS, N_FEATS, TEACHER_MODES, DistillConfig
+from sr_cli.train.distill_config import N_BLOCKS, N_FEATS, DistillConfig
 from sr_cli.train.loop import LossOutput, Trainer
 from sr_cli.train.reporter import Reporter
 from sr_cli.train.validate import evaluate

@@ -44,13 +44,26 @@ from torch.utils.data import DataLoader
 from sr_cli import signals
 from sr_cli.atomic import remove_stale
 from sr_cli.colour import rgb_to_y
-from sr_cli.device import precision_name, select_device, select_precision, use_channels_last
+from sr_cli.device import (
+    precision_name,
+    select_device,
+    select_precision,
+    use_channels_last,
+)
 from sr_cli.errors import SrtoolError, UsageError, WeightsError
 from sr_cli.registry import MODELS, ModelSpec, get_spec
 from sr_cli.train import runs
 from sr_cli.train.config import TrainConfig
-from sr_cli.train.data import (PatchPairs, ScaleCycle, StepBatches, WorkerInit, cache_key, degrade_images, find_images,
-                               load_images)
+from sr_cli.train.data import (
+    PatchPairs,
+    ScaleCycle,
+    StepBatches,
+    WorkerInit,
+    cache_key,
+    degrade_images,
+    find_images,
+    load_images,
+)
 from sr_cli.train.losses import Adversarial, Criterion, Perceptual, parse_loss
 from sr_cli.train.optim import EMA, build_optimizer, lr_factor
 from sr_cli.train.reporter import Reporter

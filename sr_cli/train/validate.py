@@ -16,10 +16,10 @@ from sr_cli.colour import rgb_to_ycbcr, ycbcr_to_rgb
 from sr_cli.datasets import dataset_images, folder_dataset
 from sr_cli.degrade import crop_to_scale, degrade
 from sr_cli.engine import upscale_tensor
-from sr_cli.interp import Bicubic
 from sr_cli.evaluate import score
-from sr_cli.train.data import to_rgb8
 from sr_cli.images import read_image
+from sr_cli.interp import Bicubic
+from sr_cli.train.data import to_rgb8
 
 
 @dataclass
