@@ -11,12 +11,9 @@ from __future__ import annotations
 import os
 import re
 import weakref
-from typing import Any
 
 import torch
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten
 
 from sr_cli import choices
 from sr_cli.errors import UsageError
@@ -24,9 +21,9 @@ from sr_cli.errors import UsageError
 MIN_WORK_MEMORY = 64 << 20  # what any block needs at the least; a smaller --max-memory budget is refused
 DEFAULT_MIN_WORK = 1 << 30  # the work budget without --max-memory, however much the process holds
 _PROBE = 24  # LR side of the probe pass (a multiple of every pixel-unshuffle cell)
-# Peak RSS growth of a 256x256 forward pass over the tensor bytes counted on the probe (x4, channels_last, bf16;
-# fsrcnn fp32): espcn 1.00, edsr 1.04, fsrcnn 1.07, esrgan 1.14 (oneDNN scratch and reorders), compact 1.77.
-ALLOCATOR_SLACK = 1.25
+# Peak RSS growth of a 256x256 forward pass over the bytes counted on the probe (x4, channels_last, bf16; fsrcnn
+# fp32): espcn 0.76, edsr 1.03, compact 1.14, fsrcnn 1.15, esrgan 1.22-1.27 (oneDNN scratch and reorders).
+ALLOCATOR_SLACK = 1.3
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
@@ -67,35 +64,29 @@ def work_budget(max_memory: int) -> int:
     return max_memory - held
 
 
-class _LiveBytes(TorchDispatchMode):
-    """Counts the bytes of tensor storage alive while it is active (each new storage when an op makes it, until its
-    tensor is freed; views add nothing) and keeps the peak."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.live: dict[int, int] = {}
-        self.now = self.peak = 0
-
-    def _free(self, pointer: int) -> None:
-        self.now -= self.live.pop(pointer, 0)
-
-    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
-        out = func(*args, **(kwargs or {}))
-        for t in tree_flatten(out)[0]:
-            if isinstance(t, torch.Tensor) and (pointer := t.untyped_storage().data_ptr()) not in self.live:
-                self.live[pointer] = t.untyped_storage().nbytes()
-                self.now += self.live[pointer]
-                self.peak = max(self.peak, self.now)
-                weakref.finalize(t, self._free, pointer)
-        return out
-
-
 def activation_bytes(model: nn.Module, channels: int, device: torch.device, dtype: torch.dtype,
                      memory_format: torch.memory_format) -> float:
-    """Peak bytes per LR pixel of one forward pass of ``model``: the tensors alive at once on a small probe,
-    counted as torch makes and frees them, times ``ALLOCATOR_SLACK``."""
+    """Peak bytes per LR pixel of one forward pass of ``model``, measured on a small probe: the outputs of its
+    layers alive at once (each storage counted once, from the layer that makes it until it is freed), plus twice
+    the final output (the functional tail a forward may add, such as a skip connection's sum), times
+    ``ALLOCATOR_SLACK``."""
+    live: dict[int, int] = {}
+    peak = 0
+
+    def hook(_: nn.Module, __: object, out: object) -> None:
+        nonlocal peak
+        if isinstance(out, torch.Tensor) and (pointer := out.untyped_storage().data_ptr()) not in live:
+            live[pointer] = out.untyped_storage().nbytes()
+            peak = max(peak, sum(live.values()))
+            weakref.finalize(out, live.pop, pointer, 0)
+
+    leaves = [m for m in model.modules() if not any(True for _ in m.children())]
+    handles = [m.register_forward_hook(hook) for m in leaves]
     probe = torch.zeros(1, channels, _PROBE, _PROBE, device=device, dtype=dtype).contiguous(memory_format=memory_format)
-    counter = _LiveBytes()
-    with torch.inference_mode(), counter:
-        model(probe)
-    return counter.peak * ALLOCATOR_SLACK / _PROBE**2
+    try:
+        with torch.inference_mode():
+            out = model(probe)
+    finally:
+        for h in handles:
+            h.remove()
+    return (peak + 2 * out.numel() * out.element_size()) * ALLOCATOR_SLACK / _PROBE**2

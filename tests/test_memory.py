@@ -14,7 +14,7 @@ from testdata import HR, read
 from tolerances import FLIPPED_LEVELS, FLIPPED_SHARE
 
 from sr_cli.errors import UsageError
-from sr_cli.memory import activation_bytes, parse_size, resident_bytes, work_budget
+from sr_cli.memory import ALLOCATOR_SLACK, activation_bytes, parse_size, resident_bytes, work_budget
 from sr_cli.pipeline import Upscaler, block_spans
 from sr_cli.registry import get_spec
 from sr_cli.weights import save_weights
@@ -70,11 +70,13 @@ def test_block_size_follows_the_budget_and_the_footprint() -> None:
 
 
 def test_activation_bytes_count_the_tensors_alive_at_once() -> None:
-    """A chain conv 1→8 then conv 8→2 on a 24x24 fp32 probe: the peak holds the probe's conv output (8 channels)
-    and the next output (2 channels) at once: (8 + 2) · 4 bytes per pixel, times the allocator slack."""
-    chain = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.Conv2d(8, 2, 3, padding=1))
+    """A chain conv 1→8 then conv 8→2 on a 24x24 fp32 probe: the peak holds the first output (8 channels) and the
+    second (2 channels) at once, (8 + 2) · 4 bytes per pixel, plus twice the final output (2 · 2 · 4), times the
+    allocator slack; a ReLU in place adds nothing (the same storage)."""
+    chain = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(inplace=True),
+                                torch.nn.Conv2d(8, 2, 3, padding=1))
     per_pixel = activation_bytes(chain, 1, torch.device("cpu"), torch.float32, torch.contiguous_format)
-    assert per_pixel == pytest.approx((8 + 2) * 4 * 1.25)
+    assert per_pixel == pytest.approx(((8 + 2) * 4 + 2 * 2 * 4) * ALLOCATOR_SLACK)
 
 
 def test_sizes_parse_and_a_budget_already_spent_is_refused() -> None:
