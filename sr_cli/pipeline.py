@@ -117,7 +117,8 @@ class Upscaler:
         else the largest whose window fits the work budget by the measured bytes per LR pixel of the network's
         activations (on CPU) and of the float pictures around it. The budget is ``max_memory`` less what the
         process holds and less ``WRITE_COPIES`` outputs of this size (the encoder's copy of this picture, and the
-        picture a writer thread may still be encoding). Without ``max_memory`` a deep model's block keeps a core
+        picture a writer thread may still be encoding), at most half of it (a picture whose copies fill the cap is
+        written after its blocks are freed). Without ``max_memory`` a deep model's block keeps a core
         of at least twice its halo (at most 4x the work of one pass), above the default cap if need be."""
         if self.tile is not None:
             return self.tile
@@ -126,7 +127,7 @@ class Upscaler:
         if self.device.type == "cpu":  # (on CUDA the engine tiles the device's memory itself)
             per_pixel += self.engine.bytes_per_pixel(self.spec.channels)
         budget = default_budget() if self.max_memory is None else work_budget(self.max_memory)
-        budget -= int(WRITE_COPIES * height * width * out * bit_depth // 8)
+        budget -= min(int(WRITE_COPIES * height * width * out * bit_depth // 8), budget // 2)
         side = int(math.sqrt(max(budget, 0) / per_pixel))
         if side >= max(height, width) + 2 * self.halo:
             return 0
