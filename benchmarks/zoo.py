@@ -2,6 +2,7 @@
 
     python benchmarks/zoo.py ship RUN_DIR [--weights best.safetensors]   # bench, pick fp16/fp32, write weights/
     python benchmarks/zoo.py card                                        # bench every shipped file, write the card
+    python benchmarks/zoo.py params                                      # the parameter counts srtool models lists
 
 ``ship`` benches the run's weights on Set5 and Set14 with ``srtool bench --json`` in fp32 storage and in fp16
 storage, keeps fp16 when no mean PSNR moves by 0.005 dB or more, refuses weights that do not beat bicubic, and
@@ -244,6 +245,14 @@ def published() -> None:
     write_text(WEIGHTS / "README.md", text)
 
 
+def params() -> None:
+    """Rewrite ``sr_cli/data/params.json``, the parameter counts ``srtool models`` lists without building."""
+    from sr_cli.cli.models import PARAM_TABLE, param_table
+    from sr_cli.train.runs import write_text
+
+    write_text(PARAM_TABLE, json.dumps(param_table(), indent=1, sort_keys=True) + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -252,11 +261,14 @@ def main() -> None:
     s.add_argument("--weights", default="best.safetensors", help="file inside the run folder")
     sub.add_parser("card", help="regenerate weights/README.md")
     sub.add_parser("published", help="regenerate only the card's published-weights table")
+    sub.add_parser("params", help="regenerate sr_cli/data/params.json (after shipping weights of new options)")
     args = ap.parse_args()
     if args.cmd == "ship":
         ship(args.run, args.weights)
     elif args.cmd == "published":
         published()
+    elif args.cmd == "params":
+        params()
     else:
         card()
 

@@ -124,8 +124,8 @@ class Picture:
 def quantize(arr: np.ndarray, top: float) -> np.ndarray:
     """Floats in [0, 1] (clipped; NaN → 0) → integer values 0..``top`` rounded half to even, as float32 (cast by
     the caller, or by assigning into an integer array)."""
-    values = np.nan_to_num(arr, nan=0.0)  # one copy, then in place
-    np.clip(values, 0.0, 1.0, out=values)
+    values = np.fmax(arr, 0.0)  # one copy, then in place; fmax and fmin take the number over a NaN
+    np.fmin(values, 1.0, out=values)
     values *= np.float32(top)
     return np.rint(values, out=values)
 

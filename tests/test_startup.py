@@ -42,3 +42,13 @@ def test_usage_errors_load_no_torch(args: tuple[str, ...]) -> None:
 def test_a_command_that_runs_does_load_torch() -> None:
     """The probe can see torch being loaded (the negative control of the tests above)."""
     assert _run("models", "--json")[1] == "loaded: ['numpy', 'torch'] exit: 0"
+
+
+def test_the_parameter_table_is_what_building_gives() -> None:
+    """``srtool models`` reads its counts from data/params.json instead of building 33 networks: the table must be
+    exactly what building them gives (after shipping weights of new options: python benchmarks/zoo.py params)."""
+    import json  # noqa: PLC0415
+
+    from sr_cli.cli.models import PARAM_TABLE, param_table  # noqa: PLC0415
+
+    assert json.loads(PARAM_TABLE.read_text()) == param_table()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -22,12 +24,48 @@ if TYPE_CHECKING:
     from sr_cli.modelspec import ModelSpec
 
 
-def _count(spec: ModelSpec, scale: int, **options: Any) -> int:
+PARAM_TABLE = Path(__file__).resolve().parents[1] / "data" / "params.json"
+
+
+@functools.lru_cache(maxsize=1)
+def _known_counts() -> dict[str, int]:
+    return json.loads(PARAM_TABLE.read_text()) if PARAM_TABLE.is_file() else {}
+
+
+def _key(name: str, scale: int, options: dict[str, Any]) -> str:
+    return f"{name} x{scale} {json.dumps(options, sort_keys=True)}"
+
+
+def _build_count(spec: ModelSpec, scale: int, **options: Any) -> int:
     """Parameters of the network, built on the meta device: shapes only, no memory, no initialisation work."""
     import torch
 
     with torch.device("meta"):
         return sum(p.numel() for p in spec.build(scale, **options).parameters())
+
+
+def _count(spec: ModelSpec, scale: int, **options: Any) -> int:
+    """Parameters of the network: from ``data/params.json`` (``param_table``, tested equal to building each
+    network), else built on the meta device (some 0.9 s for the whole registry: the listing would wait on it)."""
+    known = _known_counts().get(_key(spec.name, scale, options))
+    return known if known is not None else _build_count(spec, scale, **options)
+
+
+def param_table() -> dict[str, int]:
+    """Every parameter count ``srtool models`` shows, built: each learned registry model at each scale with its
+    default options and with the options of each shipped file (``python benchmarks/zoo.py params`` writes it)."""
+    from sr_cli.registry import MODELS, shipped_weights
+
+    table = {}
+    for spec in MODELS.values():
+        if not spec.learned:
+            continue
+        for scale in spec.scales:
+            table[_key(spec.name, scale, {})] = _build_count(spec, scale)
+            path = shipped_weights(spec, scale)
+            if path.is_file() and (options := _options(path)):
+                table[_key(spec.name, scale, options)] = _build_count(spec, scale, **options)
+    return table
 
 
 def _options(path: Path) -> dict[str, Any]:
