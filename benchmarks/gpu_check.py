@@ -100,7 +100,7 @@ def check_auto_tile(device: torch.device) -> Row:
     spec = get_spec("edsr")
     engine = Engine(spec.build(4).eval(), 4, spec.overlap(4), device, torch.float32)
     tile, batch = engine.auto_tile(3)
-    source = "torch.cuda.mem_get_info" if device.type == "cuda" else "free RAM (CPU)"
+    source = "torch.cuda.mem_get_info" if device.type == "cuda" else "the memory budget and the measured footprint"
     return "auto tile", tile >= 32 and batch >= 1, f"edsr x4: tile {tile}, batch {batch} from {source}"
 
 

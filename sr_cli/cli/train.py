@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
+import os
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -159,30 +162,38 @@ def given_settings(values: dict[str, Any]) -> dict[str, Any]:
 def run_trainer(build: Callable[[Reporter], Trainer], log_every: int, json_out: bool, command: str,
                 extra: Callable[[Trainer], dict[str, Any]] | None = None) -> int:
     """Build a trainer with a console reporter, run it, print the summary; the exit code (130 when interrupted
-    by SIGINT, 143 by SIGTERM). ``extra`` adds to the summary."""
-    from sr_cli.train.loop import (
-        leave_process_group,  # here, not at the top: --help never loads torch
-    )
+    by SIGINT, 143 by SIGTERM). ``extra`` adds to the summary. A torchrun rank ends its process here."""
+    from sr_cli.train.loop import leave_process_group  # here, not at the top: --help never loads torch
 
     reporter = ConsoleReporter(log_every, interactive() and not json_out, command)
+    trainer: Trainer | None = None
     try:
         trainer = build(reporter)
         result = trainer.run()
+        summary = {"status": result.status, "steps": result.step, "run_dir": str(result.run_dir),
+                   "best_psnr": result.best_psnr, "last_psnr": result.last_psnr,
+                   **(extra(trainer) if extra else {})}
+        main, world = trainer.main, trainer.world
     finally:
         reporter.close()
+        trainer = None  # DDP holds the process group: free it (reference cycles too) before leaving the group
+        gc.collect()
         leave_process_group()
-    summary = {"status": result.status, "steps": result.step, "run_dir": str(result.run_dir),
-               "best_psnr": result.best_psnr, "last_psnr": result.last_psnr, **(extra(trainer) if extra else {})}
     if json_out:
         print_json(summary)
-    elif trainer.main:
+    elif main:
         best = f"{result.best_psnr:.3f} dB" if result.best_psnr is not None else "-"
         out_console.print(f"{result.status} at step {result.step}: best validation Y-PSNR {best}; "
                           f"weights in {result.run_dir}", soft_wrap=True)
+    code = 0
     if result.status == "interrupted":
         warn(f"interrupted: checkpoint written; continue with `srtool {command} --resume {result.run_dir}`")
-        return EXIT_CODES[result.stop_signal]
-    return 0
+        code = EXIT_CODES[result.stop_signal]
+    if world > 1:  # torchrun: skip the interpreter's teardown, where gloo's threads aborted a rank in CI
+        sys.stdout.flush()  # ("terminate called without an active exception", after destroy_process_group)
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 def train(
