@@ -39,7 +39,6 @@ os.execvp(sys.argv[2], sys.argv[2:])
 
 _lock = threading.RLock()  # re-entrant: the signal handler runs in the main thread, maybe inside spawn
 _children: weakref.WeakSet[subprocess.Popen[Any]] = weakref.WeakSet()
-_workers: weakref.WeakSet[Worker] = weakref.WeakSet()
 
 
 class Stopped(KeyboardInterrupt):
@@ -98,15 +97,13 @@ def kill_children() -> None:
 
 
 class Worker:
-    """A daemon thread that a stop may leave running (see :func:`exit_if_workers_left`). ``done`` is set once its
+    """A daemon thread that a stop may leave running (see :func:`end_after_stop`). ``done`` is set once its
     target has returned: wait on it, not on ``join``, which before CPython 3.13 marks a running thread as stopped
     when a signal handler's exception interrupts it."""
 
     def __init__(self, target: Callable[[], None], name: str) -> None:
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._run, args=(target,), name=name, daemon=True)
-        with _lock:
-            _workers.add(self)
 
     def _run(self, target: Callable[[], None]) -> None:
         try:
@@ -119,12 +116,11 @@ class Worker:
         self.thread.start()
 
 
-def exit_if_workers_left(code: int) -> None:
-    """End the process now with ``code`` when a stop left a worker running (say inside the model): Python's
-    shutdown would wait for it, or abort under its feet. Call it last, once every file is resumable."""
-    with _lock:
-        left = [w for w in _workers if w.thread.ident is not None and not w.done.is_set()]
-    if left:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
+def end_after_stop(code: int) -> None:
+    """End the process now with ``code``, after a stop: a worker may still be running (say inside the model), which
+    Python's shutdown would wait for or abort under, and even without one that shutdown (freeing torch's state,
+    module by module) took seconds on a loaded machine, past the promised stop. Call it last, once every file is
+    resumable."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -164,8 +164,7 @@ def run_command(fn: Callable[[], T]) -> T:
     except KeyboardInterrupt as err:
         error(str(err) or "interrupted")
         code = err.exit_code if isinstance(err, signals.Stopped) else EXIT_INTERRUPTED
-        signals.exit_if_workers_left(code)
-        raise typer.Exit(code) from None
+        signals.end_after_stop(code)
 
 
 @contextmanager
