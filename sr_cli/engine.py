@@ -62,8 +62,8 @@ class Engine:
     """Runs an LR→SR ``model`` over images of any size, tile by tile.
 
     ``tile``: LR core size in pixels, ``0`` for one pass over the whole image, ``None`` to size it from the
-    memory budget. ``overlap``: LR pixels of context on each side of a core. ``memory``: bytes the windows in flight
-    may take (default: on CUDA a quarter of the free device memory, on CPU what ``DEFAULT_MAX_MEMORY`` leaves).
+    memory budget (on CUDA a quarter of the free device memory, on CPU ``memory.default_budget``). ``overlap``: LR
+    pixels of context on each side of a core.
     """
 
     model: nn.Module
@@ -74,7 +74,6 @@ class Engine:
     tile: int | None = None
     batch_size: int = 4
     ensemble: bool = False
-    memory: int | None = None
 
     def __post_init__(self) -> None:
         self._fp32_model = self.model
@@ -104,9 +103,7 @@ class Engine:
         """A tile size, and how many windows to batch, whose windows fit the memory budget by the model's measured
         footprint (then OOM halving). On CPU one window at a time, as large as fits (batching gains nothing there,
         and a larger window wastes less on its overlap); on CUDA the batch shrinks before the tile."""
-        if self.memory is not None:
-            budget = self.memory
-        elif self.device.type == "cuda":
+        if self.device.type == "cuda":
             budget = torch.cuda.mem_get_info(self.device)[0] // 4
         else:
             budget = default_budget()

@@ -7,6 +7,7 @@ import torch
 from tolerances import DEEP_NET_ABS, NET_ABS
 from torch import nn
 
+from sr_cli import engine as engine_module
 from sr_cli.engine import MIN_TILE, Engine, spans
 from sr_cli.errors import SrtoolError
 from sr_cli.memory import ALLOCATOR_SLACK
@@ -213,7 +214,7 @@ def test_a_window_that_spans_an_axis_runs_once_along_it() -> None:
         assert (out - Engine(model, 2, 40, cpu, tile=0).run(x)).abs().max().item() < DEEP_NET_ABS
 
 
-def test_auto_tile_fits_the_budget_by_the_measured_footprint() -> None:
+def test_auto_tile_fits_the_budget_by_the_measured_footprint(monkeypatch: pytest.MonkeyPatch) -> None:
     """A 1x1 convolution 3 → 12 at x2 in fp32: its 48-byte output per LR pixel and twice that for a functional tail
     (times the allocator slack), the input window (3 channels, on the host and on the device) and the output window
     (12 values, on the device and as float32 on the host); on CPU one window at a time, as large as the budget
@@ -221,7 +222,7 @@ def test_auto_tile_fits_the_budget_by_the_measured_footprint() -> None:
     engine = Engine(nn.Conv2d(3, 12, 1), 2, 4, torch.device("cpu"), batch_size=4)
     per_pixel = engine.bytes_per_pixel(3)
     assert per_pixel == pytest.approx(3 * 48 * ALLOCATOR_SLACK + 3 * (4 + 4) + 12 * (4 + 4))
-    engine.memory = int(per_pixel * 100**2)
+    monkeypatch.setattr(engine_module, "default_budget", lambda: int(per_pixel * 100**2))
     assert engine.auto_tile(3) == (92, 1)
-    engine.memory = int(per_pixel * 10**2)
+    monkeypatch.setattr(engine_module, "default_budget", lambda: int(per_pixel * 10**2))
     assert engine.auto_tile(3) == (MIN_TILE, 1)  # never below the smallest tile
