@@ -74,6 +74,7 @@ class Engine:
     tile: int | None = None
     batch_size: int = 4
     ensemble: bool = False
+    compile_net: bool = False  # torch.compile the network (see ``CompileOpt``)
 
     def __post_init__(self) -> None:
         self._fp32_model = self.model
@@ -85,6 +86,9 @@ class Engine:
         self._model = copy.deepcopy(self.model) if self.dtype != torch.float32 else self.model
         self._model = self._model.to(self.device, self.dtype, memory_format=fmt).eval()
         self._fp32_on_device: nn.Module | None = self._model if self.dtype == torch.float32 else None
+        self._eager = self._model  # what the footprint is measured on (hooks see no compiled graph)
+        if self.compile_net and learned:
+            self._model = torch.compile(self._model)
         self.redone_tiles = 0
         self._bytes_per_pixel: float | None = None
 
@@ -95,7 +99,7 @@ class Engine:
             fmt = torch.channels_last if self._channels_last else torch.contiguous_format
             size = torch.finfo(self.dtype).bits // 8
             out = channels * self.scale**2
-            self._bytes_per_pixel = activation_bytes(self._model, channels, self.device, self.dtype, fmt) + \
+            self._bytes_per_pixel = activation_bytes(self._eager, channels, self.device, self.dtype, fmt) + \
                 channels * (4 + size) + out * (size + 4)
         return self._bytes_per_pixel
 
@@ -177,7 +181,13 @@ class Engine:
 
     def _forward(self, windows: torch.Tensor) -> torch.Tensor:
         """Model output for a batch of windows, on the host in float32; non-finite fp16 tiles redone in fp32."""
-        y = self._predict(self._model, windows, self.dtype)
+        try:
+            y = self._predict(self._model, windows, self.dtype)
+        except RuntimeError as err:
+            if not (self.compile_net and isinstance(err, torch._dynamo.exc.BackendCompilerFailed)):
+                raise
+            reason = (str(getattr(err, "inner_exception", err)).strip() or "no reason given").splitlines()[0]
+            raise SrtoolError(f"--compile failed ({reason}): run without --compile") from None
         if self.dtype == torch.float16:
             bad = ~torch.isfinite(y).flatten(1).all(dim=1)
             if bad.any():
@@ -196,19 +206,3 @@ class Engine:
             y = sum(inv(model(fwd(x)).float()) for fwd, inv in _ensemble_ops()) / 8
         return y.to("cpu", torch.float32)
 
-
-def upscale_tensor(
-    model: nn.Module,
-    x: torch.Tensor,
-    scale: int,
-    *,
-    overlap: int,
-    tile: int | None = None,
-    device: torch.device | None = None,
-    dtype: torch.dtype = torch.float32,
-    ensemble: bool = False,
-    progress: Progress | None = None,
-) -> torch.Tensor:
-    """One-shot form of :class:`Engine` (see there)."""
-    engine = Engine(model, scale, overlap, device or torch.device("cpu"), dtype, tile, ensemble=ensemble)
-    return engine.run(x, progress)

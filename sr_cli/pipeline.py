@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from sr_cli.colour import rgb_to_ycbcr, ycbcr_to_rgb
 from sr_cli.device import select_device, select_precision
@@ -20,6 +21,7 @@ from sr_cli.engine import MIN_TILE, Engine, Progress
 from sr_cli.images import quantize
 from sr_cli.interp import Bicubic
 from sr_cli.memory import default_budget, work_budget
+from sr_cli.modelspec import ModelSpec
 from sr_cli.registry import bf16_harmless, get_spec
 from sr_cli.weights import load_model_options
 
@@ -55,22 +57,37 @@ class Upscaler:
         precision: str | None = "auto",
         tile: int | str | None = "auto",
         ensemble: bool = False,
+        compile_net: bool = False,
         batch_size: int = 4,
         max_memory: int | None = None,
         **options: Any,
     ) -> None:
-        self.spec = get_spec(name)
-        self.spec.check_scale(scale)
-        self.scale = scale
-        self.device = select_device(device)
-        self.dtype = select_precision(precision, self.device,
-                                      bf16_harmless=weights is None and bf16_harmless(self.spec, scale))
-        self.model, built = load_model_options(self.spec, scale, weights, blend=blend, **options)
-        self.overlap = self.spec.overlap(scale, **built)
+        spec = get_spec(name)
+        spec.check_scale(scale)
+        dev = select_device(device)
+        dtype = select_precision(precision, dev, bf16_harmless=weights is None and bf16_harmless(spec, scale))
+        model, built = load_model_options(spec, scale, weights, blend=blend, **options)
+        self._setup(spec, scale, model, built, dev, dtype, tile=tile, batch_size=batch_size, ensemble=ensemble,
+                    compile_net=compile_net, max_memory=max_memory)
+
+    @classmethod
+    def around(cls, name: str, scale: int, model: nn.Module, device: torch.device, options: dict[str, Any],
+               ) -> Upscaler:
+        """An fp32 upscaler around a live network (training's validation), so it scores pictures exactly as
+        ``srtool bench`` does; ``options`` are the network's build options (they set its tile overlap)."""
+        upscaler = cls.__new__(cls)
+        upscaler._setup(get_spec(name), scale, model, options, device, torch.float32)
+        return upscaler
+
+    def _setup(self, spec: ModelSpec, scale: int, model: nn.Module, built: dict[str, Any], device: torch.device,
+               dtype: torch.dtype, *, tile: int | str | None = "auto", batch_size: int = 4, ensemble: bool = False,
+               compile_net: bool = False, max_memory: int | None = None) -> None:
+        self.spec, self.scale, self.device, self.dtype, self.model = spec, scale, device, dtype, model
+        self.overlap = spec.overlap(scale, **built)
         self.tile = None if tile in (None, "auto") else int(tile)
         self.max_memory = max_memory  # bytes; None: DEFAULT_MAX_MEMORY, loosely (see memory.default_budget)
-        self.engine = Engine(self.model, scale, self.overlap, self.device, self.dtype, self.tile, batch_size, ensemble)
-        self._chroma = Engine(Bicubic(scale, levels=None), scale, get_spec("bicubic").overlap(scale), self.device,
+        self.engine = Engine(model, scale, self.overlap, device, dtype, self.tile, batch_size, ensemble, compile_net)
+        self._chroma = Engine(Bicubic(scale, levels=None), scale, get_spec("bicubic").overlap(scale), device,
                               torch.float32, 0)
         self.halo = max(self.overlap, self._chroma.overlap)  # LR context a block needs: the model's and chroma's
 

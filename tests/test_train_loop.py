@@ -25,6 +25,7 @@ from tolerances import PSNR_PER_FLIP_DB
 
 from sr_cli.degrade import degrade
 from sr_cli.errors import InputError, OutputError, UsageError
+from sr_cli.evaluate import run_bench
 from sr_cli.metrics import psnr
 from sr_cli.pipeline import Upscaler
 from sr_cli.registry import get_spec
@@ -32,6 +33,7 @@ from sr_cli.train import loop, runs
 from sr_cli.train.config import TrainConfig
 from sr_cli.train.loop import Trainer, TrainResult, resume_config
 from sr_cli.train.reporter import Reporter
+from sr_cli.train.validate import evaluate, load_val_set
 from sr_cli.weights import load_model, read_metadata
 
 REPO = Path(__file__).resolve().parents[1]
@@ -336,3 +338,19 @@ def test_ctrl_c_checkpoints_and_exits_130(folders: tuple[Path, Path], tmp_path: 
     step = torch.load(run / runs.CHECKPOINT, weights_only=True)["step"]
     assert step >= 2
     assert read_metadata(run / runs.LAST)["steps"] == step
+
+
+@pytest.mark.parametrize("name", ["espcn", "edsr"])
+def test_validation_scores_as_bench_does(name: str, tmp_path: Path) -> None:
+    """Validation goes through bench's picture path: a gray picture is scored on its own values (it was turned to
+    RGB and scored on the luma of that), an RGBA one without its alpha; the same scores to the last bit."""
+    folder = tmp_path / "val"
+    folder.mkdir()
+    Image.open(HR / "Set5" / "baby.png").crop((0, 0, 62, 50)).convert("L").save(folder / "gray.png")
+    Image.open(HR / "Set5" / "bird.png").crop((10, 10, 71, 60)).convert("RGBA").save(folder / "rgba.png")
+    paths = sorted(folder.glob("*.png"))
+    upscaler = Upscaler(name, 2, precision="fp32")
+    bench = run_bench([("val", paths)], [name], {name: [2]}, lambda n, s: upscaler, on_error=pytest.fail)
+    images = load_val_set("", str(folder), 2, "bicubic")
+    assert [image.hr.shape for image in images] == [(50, 62, 1), (50, 60, 3)]
+    assert evaluate(upscaler.model, images, name, 2, {}, torch.device("cpu")) == (bench[0].psnr, bench[0].ssim)

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from tolerances import FLIPPED_LEVELS, FLIPPED_SHARE
 from typer.testing import CliRunner
 
 from sr_cli.cli.app import app
@@ -218,3 +219,32 @@ def test_module_entry_point_and_console_script(tmp_path: Path) -> None:
         done = subprocess.run([console_script, "upscale", str(src), "-s", "2", "-o", str(tmp_path / "c.png")],
                               capture_output=True, text=True, env={**os.environ, "SRTOOL_DEVICE": "cuda:7"})
         assert done.returncode == 2 and "CUDA is not available" in done.stderr, done.stderr
+
+
+def test_compile_gives_the_eager_pixels(tmp_path: Path) -> None:
+    """``--compile`` runs the network through torch.compile (inductor: some 6 s for ESPCN here); fused kernels sum
+    in another order, so a pixel may round to the neighbouring level (FLIPPED_LEVELS), on a share bounded by
+    FLIPPED_SHARE."""
+    src = _rgb(tmp_path / "a.png", 40, 30)
+    outputs = []
+    for flag in ([], ["--compile"]):
+        out = tmp_path / f"out{len(flag)}.png"
+        code, _, err = srtool("upscale", str(src), "-m", "espcn", "-s", "2", "--precision", "fp32", *flag, "-o", str(out))
+        assert code == 0, err
+        outputs.append(np.asarray(Image.open(out)).astype(int))
+    diff = np.abs(outputs[0] - outputs[1])
+    assert outputs[1].shape == (60, 80, 3)
+    assert diff.max() <= FLIPPED_LEVELS and (diff > 0).mean() <= FLIPPED_SHARE
+
+
+def test_a_compile_that_fails_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A backend that cannot compile (inductor without a C++ compiler) is one error line, exit 1, no output file."""
+    def no_compiler(gm: torch.fx.GraphModule, inputs: list[torch.Tensor]) -> None:
+        raise RuntimeError("Failed to find C++ compiler")
+
+    compile_ = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda model: compile_(model, backend=no_compiler))
+    src = _rgb(tmp_path / "a.png")
+    code, _, err = srtool("upscale", str(src), "-m", "espcn", "-s", "2", "--compile", "-o", str(tmp_path / "b.png"))
+    assert (code, err.count("\n")) == (1, 1) and "--compile failed" in err and "C++ compiler" in err, err
+    assert not (tmp_path / "b.png").exists()

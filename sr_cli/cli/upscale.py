@@ -17,6 +17,7 @@ from sr_cli.choices import (
     DEFAULT_SCALE,
 )
 from sr_cli.cli.common import (
+    CompileOpt,
     DenoiseOpt,
     DeviceOpt,
     MaxMemoryOpt,
@@ -75,6 +76,7 @@ def upscale(
     tile: TileOpt = "auto",
     max_memory: MaxMemoryOpt = DEFAULT_MAX_MEMORY,
     ensemble: Annotated[bool, typer.Option("--ensemble", help="x8 flip/transpose self-ensemble (EDSR+).")] = False,
+    compile_net: CompileOpt = False,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Tiles per forward pass (at most: --tile auto "
                                             "batches fewer when memory is short).", min=1)] = 4,
     max_pixels: Annotated[int, typer.Option("--max-pixels", help="Refuse inputs with more pixels than this.",
@@ -116,8 +118,8 @@ def upscale(
             remove_stale(folder)  # what a killed run left half-written
         options = model_options(get_spec(name).name, width)
         upscaler = Upscaler(name, factor, weights=picked.weights, blend=picked.blend, device=device, precision=precision,
-                            tile=parse_tile(tile), ensemble=ensemble, batch_size=batch_size,
-                            max_memory=parse_size(max_memory), **options)
+                            tile=parse_tile(tile), ensemble=ensemble, compile_net=compile_net,
+                            batch_size=batch_size, max_memory=parse_size(max_memory), **options)
         report, codes = [], []
         for problem in problems:
             error(str(problem))

@@ -22,6 +22,7 @@ from rich.text import Text
 
 from sr_cli.choices import DEFAULT_VIDEO_MODEL, DEFAULT_VIDEO_SCALE
 from sr_cli.cli.common import (
+    CompileOpt,
     DenoiseOpt,
     DeviceOpt,
     OfflineOpt,
@@ -96,6 +97,7 @@ def video(
     denoise: DenoiseOpt = None,
     offline: OfflineOpt = False,
     ensemble: Annotated[bool, typer.Option("--ensemble", help="x8 self-ensemble (8x slower).")] = False,
+    compile_net: CompileOpt = False,
     batch: Annotated[int, typer.Option("--batch", help="Frames per inference batch.", min=1)] = 4,
     codec: Annotated[str | None, typer.Option("--codec", "-c", help="Video encoder: libx264 (default), libx265, "
                                               "libvpx-vp9 (default for .webm), ffv1 (lossless, .mkv), or any "
@@ -152,7 +154,7 @@ def video(
                               denoise=denoise)
         name, factor = picked.name, picked.scale
         upscaler = Upscaler(name, factor, weights=picked.weights, blend=picked.blend, device=_device(device),
-                            precision=precision, tile=parse_tile(tile), ensemble=ensemble,
+                            precision=precision, tile=parse_tile(tile), ensemble=ensemble, compile_net=compile_net,
                             **model_options(get_spec(name).name, width))
         upscale = upscaler.upscale_frames
 

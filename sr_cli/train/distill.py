@@ -223,8 +223,8 @@ class DistillTrainer(Trainer):
     def validate(self) -> bool:
         """Validate the teacher (csd: every time; a frozen teacher once), then the student as ``train`` does."""
         if self.main and self.has_teacher and (self.config.mode == "csd" or self.teacher_val is None):
-            psnr, ssim = evaluate(self._teacher_model(), self.val_images, self.scale,
-                                  self.spec.overlap(self.scale, **self.config.model_options), self.device)
+            psnr, ssim = evaluate(self._teacher_model(), self.val_images, self.spec.name, self.scale,
+                                  self.config.model_options, self.device)
             self.teacher_val = {"psnr": psnr, "ssim": ssim, "step": self.step}
             self.reporter.note(f"step {self.step}: teacher validation Y-PSNR {psnr:.3f} dB, SSIM {ssim:.4f}")
         return super().validate()

@@ -200,7 +200,7 @@ class Trainer:
             self.reporter.note(f"{self.spec.name} is one model for {', '.join(f'x{s}' for s in self.scales)}: "
                                "each step trains one scale, in turn")
         self.val_sets: dict[int, list[ValImage]] = {
-            s: load_val_set(config.val_set, config.val_data, s, config.degradation, self.spec.space)
+            s: load_val_set(config.val_set, config.val_data, s, config.degradation)
             for s in self.scales
         } if self.main else {}
         self.val_images = self.val_sets.get(config.scale, [])
@@ -541,7 +541,7 @@ class Trainer:
             for scale, images in self.val_sets.items():
                 if self.spec.multi_scale:
                     model.set_scale(scale)
-                scores[scale] = evaluate(model, images, scale, self.spec.overlap(scale, **self.config.model_options),
+                scores[scale] = evaluate(model, images, self.spec.name, scale, self.config.model_options,
                                          self.device)
             self.model.train()
             psnr, ssim = (float(np.mean([v[i] for v in scores.values()])) for i in (0, 1))
