@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import glob
+import itertools
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from sr_cli.engine import Progress
 from sr_cli.errors import InputError, OutputError, UsageError
-from sr_cli.images import SUPPORTED_SUFFIXES, Picture, read_image
+from sr_cli.images import FORMATS, SUPPORTED_SUFFIXES, Picture, read_image
 from sr_cli.pipeline import Upscaler
+from sr_cli.sizing import OutputSize, resize_picture
+
+
+@dataclass(frozen=True)
+class Source:
+    """One input file and its place under an output folder: its path below the folder or glob base named (the
+    tree kept), or its bare name for a file named on its own."""
+
+    path: Path
+    rel: Path
 
 
 @dataclass(frozen=True)
@@ -21,22 +33,39 @@ class Job:
     target: Path
 
 
-def expand_inputs(inputs: list[str], recursive: bool) -> tuple[list[Path], list[InputError]]:
+@dataclass(frozen=True)
+class Naming:
+    """How outputs are named: ``<stem><suffix>.<ext>``, the suffix ``_<model>_<size>`` unless given, the extension
+    the input's unless ``fmt`` (png, jpg, webp, tif, bmp) is given."""
+
+    label: str  # "<model>_<size>", e.g. espcn_x2, edsr_x1.5, edsr_w1920
+    suffix: str | None = None
+    fmt: str | None = None
+
+    def name(self, source: Path) -> str:
+        """The output file name for ``source``."""
+        suffix = f"_{self.label}" if self.suffix is None else self.suffix
+        ext = f".{self.fmt}" if self.fmt is not None else source.suffix
+        return f"{source.stem}{suffix}{ext}"
+
+
+def expand_inputs(inputs: list[str], recursive: bool) -> tuple[list[Source], list[InputError]]:
     """Files named, images inside folders (recursively with ``recursive``) and glob matches, in order.
 
-    Returns the paths found and one InputError for each input that matched nothing, so a batch can go on.
+    Returns the sources found and one InputError for each input that matched nothing, so a batch can go on.
     """
-    found: list[Path] = []
+    found: dict[Path, Source] = {}
     problems: list[InputError] = []
     for item in inputs:
         try:
-            found.extend(_expand(item, recursive, problems))
+            for source in _expand(item, recursive, problems):
+                found.setdefault(source.path, source)
         except OSError as err:  # a folder on the way that cannot be searched (permissions, a broken mount)
             problems.append(InputError(f"{item}: cannot be read ({err.strerror or err})"))
-    return list(dict.fromkeys(found)), problems
+    return list(found.values()), problems
 
 
-def _expand(item: str, recursive: bool, problems: list[InputError]) -> list[Path]:
+def _expand(item: str, recursive: bool, problems: list[InputError]) -> list[Source]:
     """The files one input names (see :func:`expand_inputs`); a problem is appended to ``problems``."""
     path = Path(item)
     if path.is_dir():
@@ -46,36 +75,51 @@ def _expand(item: str, recursive: bool, problems: list[InputError]) -> list[Path
         if not images:
             hint = "" if recursive else " (use --recursive for sub-folders)"
             problems.append(InputError(f"{path}: no images in this folder{hint}"))
-        return images
+        return [Source(p, p.relative_to(path)) for p in images]
     if path.exists() or not glob.has_magic(item):
-        return [path]  # a missing file is reported when it is read
+        return [Source(path, Path(path.name))]  # a missing file is reported when it is read
+    base = Path(*[part for part in itertools.takewhile(lambda part: not glob.has_magic(part), path.parts)])
     matches = sorted(Path(p) for p in glob.glob(item, recursive=recursive) if Path(p).is_file())
     if not matches:
         problems.append(InputError(f"{item}: no file matches this pattern"))
-    return matches
+    return [Source(p, p.relative_to(base)) for p in matches]
 
 
-def default_name(source: Path, model: str, scale: int) -> str:
-    """``<stem>_<model>_x<scale>.<ext>``."""
-    return f"{source.stem}_{model}_x{scale}{source.suffix}"
-
-
-def plan_jobs(sources: list[Path], output: Path | None, model: str, scale: int) -> list[Job]:
-    """Where each source's result goes: beside it, into the folder ``output``, or to the file ``output``."""
+def plan_jobs(sources: list[Source], output: Path | None, naming: Naming) -> list[Job]:
+    """Where each source's result goes: beside it, into the folder ``output`` (the tree below each folder named
+    mirrored), or to the file ``output``. Two inputs bound for one file, or an output that would replace its
+    own input, are refused before anything runs."""
     as_folder = output is not None and (len(sources) > 1 or output.is_dir() or str(output).endswith(os.sep)
                                         or output.suffix == "")
     if output is not None and not as_folder:
         if output.suffix.lower() not in SUPPORTED_SUFFIXES:
             raise UsageError(f"-o {output}: unsupported image type '{output.suffix}' "
                              f"(use one of {', '.join(sorted(SUPPORTED_SUFFIXES))})")
-        return [Job(sources[0], output)]
-    jobs = []
-    for source in sources:
-        if output is None and source.exists() and not source.is_file():
-            raise UsageError(f"{source} is a pipe or device: name the output with -o")
-        folder = output if output is not None else source.parent
-        jobs.append(Job(source, folder / default_name(source, model, scale)))
+        if naming.fmt is not None and FORMATS[output.suffix.lower()] != FORMATS[f".{naming.fmt}"]:
+            raise UsageError(f"-o {output} and --format {naming.fmt} disagree: give one of them")
+        jobs = [Job(sources[0].path, output)]
+    else:
+        jobs = []
+        for source in sources:
+            if output is None and source.path.exists() and not source.path.is_file():
+                raise UsageError(f"{source.path} is a pipe or device: name the output with -o")
+            place = source.path.parent if output is None else output / source.rel.parent
+            jobs.append(Job(source.path, place / naming.name(source.path)))
+    _check_targets(jobs)
     return jobs
+
+
+def _check_targets(jobs: list[Job]) -> None:
+    """UsageError when two jobs write one file or a job would write over its own input."""
+    seen: dict[Path, Path] = {}
+    for job in jobs:
+        target = Path(os.path.abspath(job.target))
+        if target == Path(os.path.abspath(job.source)):
+            raise UsageError(f"{job.source}: its output would replace it (choose another --suffix, --format or -o)")
+        if target in seen:
+            raise UsageError(f"{seen[target]} and {job.source} would both be written to {job.target} "
+                             "(name the output folder with -o to keep the tree, or set --suffix)")
+        seen[target] = job.source
 
 
 def prepare_folder(folder: Path) -> None:
@@ -97,10 +141,40 @@ def output_exists(job: Job) -> bool:
         raise OutputError(f"{job.target}: cannot be written ({err.strerror or err})") from None
 
 
-def read_and_upscale(upscaler: Upscaler, job: Job, *, overwrite: bool, max_pixels: int,
-                 progress: Progress | None = None) -> Picture:
-    """Read and upscale one image (refused first when its output exists and ``overwrite`` is off); returns the
-    picture to write (with the notes of the read): the caller writes it with ``write_image``, which checks again."""
+class ModelAtScales:
+    """The model at the scale each picture needs: at ``scales[0]`` when that is the only one, else the smallest
+    that reaches the ``size`` asked for; one Upscaler per scale, built on first use."""
+
+    def __init__(self, make: Callable[[int], Upscaler], scales: Sequence[int], size: OutputSize) -> None:
+        self.make, self.scales, self.size = make, tuple(scales), size
+        self.built: dict[int, Upscaler] = {}
+
+    def scale_for(self, width: int, height: int) -> int:
+        """The model scale for a picture of ``width`` x ``height``."""
+        if len(self.scales) == 1:
+            return self.scales[0]
+        return self.size.model_scale(width, height, self.scales)
+
+    def get(self, scale: int) -> Upscaler:
+        """The upscaler at ``scale`` (built now if it is the first)."""
+        if scale not in self.built:
+            self.built[scale] = self.make(scale)
+        return self.built[scale]
+
+
+@dataclass(frozen=True)
+class Result:
+    """One upscaled picture and what was done to it: the model's scale, and the size it was resized from."""
+
+    picture: Picture
+    scale: int
+    resized_from: tuple[int, int] | None
+
+
+def read_and_upscale(models: ModelAtScales, job: Job, *, overwrite: bool, max_pixels: int,
+                     progress: Progress | None = None) -> Result:
+    """Read and upscale one image (refused first when its output exists and ``overwrite`` is off), then resize it
+    to the size asked for, if any; the caller writes the picture with ``write_image``, which checks again."""
     if output_exists(job) and not overwrite:
         raise OutputError(f"{job.target} exists: pass --overwrite to replace it or --skip-existing to keep it")
     prepare_folder(job.target.parent)
@@ -108,5 +182,10 @@ def read_and_upscale(upscaler: Upscaler, job: Job, *, overwrite: bool, max_pixel
     h, w = picture.pixels.shape[:2]
     if min(h, w) < 1:
         raise InputError(f"{job.source}: image has zero size")
-    pixels = upscaler.upscale_picture(picture.pixels, picture.bit_depth, progress)
-    return Picture(pixels, picture.bit_depth, picture.icc, picture.exif, picture.source_format, picture.notes)
+    scale = models.scale_for(w, h)
+    pixels = models.get(scale).upscale_picture(picture.pixels, picture.bit_depth, progress)
+    resized_from = None
+    if models.size.active and (size := models.size.target(w, h)) != (w * scale, h * scale):
+        pixels, resized_from = resize_picture(pixels, picture.bit_depth, size), (w * scale, h * scale)
+    return Result(Picture(pixels, picture.bit_depth, picture.icc, picture.exif, picture.source_format, picture.notes),
+                  scale, resized_from)

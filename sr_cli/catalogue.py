@@ -23,7 +23,13 @@ import platformdirs
 
 from sr_cli.atomic import atomic_path
 from sr_cli.download import download_file, mismatch
-from sr_cli.errors import DownloadError, InputError, OutputError, UsageError
+from sr_cli.errors import (
+    DownloadError,
+    InputError,
+    OutputError,
+    UsageError,
+    did_you_mean,
+)
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,16 @@ def find(name: str) -> Entry | None:
     return catalogue().get(canonical(name))
 
 
+def lookup(name: str) -> Entry:
+    """The entry called ``name``; an unknown name is a UsageError naming the closest entry and listing them all."""
+    entry = find(name)
+    if entry is None:
+        names = catalogue()
+        raise UsageError(f"unknown published model '{name}'{did_you_mean(canonical(name), names)}: choose one of "
+                         f"{', '.join(e.name for e in names.values())}")
+    return entry
+
+
 def offline() -> bool:
     return os.environ.get("SRTOOL_OFFLINE", "").strip().lower() not in ("", "0", "false", "no")
 
@@ -134,9 +150,7 @@ def register(entry: Entry, file: Path) -> Path:
 
 def resolve(name: str, scale: int | None) -> tuple[Entry, int]:
     """The entry called ``name`` and the scale to run it at (its only one, or ``scale`` among its scales)."""
-    entry = find(name)
-    if entry is None:
-        raise UsageError(f"'{name}' is not in the weights catalogue (srtool models lists it)")
+    entry = lookup(name)
     if scale is None:
         if len(entry.scales) > 1:
             raise UsageError(f"{entry.name} holds x{', x'.join(map(str, entry.scales))}: pass --scale")

@@ -162,6 +162,8 @@ class Engine:
         rows, cols = spans(h, th, self.overlap), spans(w, tw, self.overlap)
         wh, ww = min(th + 2 * self.overlap, h), min(tw + 2 * self.overlap, w)
         jobs = [(i, r, c_) for i in range(n) for r in rows for c_ in cols]
+        if progress is not None:
+            progress(0, len(jobs))  # the count from the start: the bar's total, then its ETA from the first tile
         if (wh, ww) == (h, w) and len(jobs) <= batch:  # one forward pass over the whole input: no assembly copy
             whole = self._forward(x)
             if progress is not None:

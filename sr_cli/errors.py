@@ -6,6 +6,9 @@ and exits with its ``exit_code``; nothing else is shown (no traceback).
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 # Stable exit codes, documented in the README.
 EXIT_OK = 0
 EXIT_FAILED = 1  # some items of a batch failed; the others were done
@@ -52,3 +55,9 @@ class DownloadError(SrtoolError):
     """A download that failed or did not match its checksum."""
 
     exit_code = EXIT_NETWORK
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'X'?)`` naming the one of ``choices`` closest to ``word``, or "" when none is close."""
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""

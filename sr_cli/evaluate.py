@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from sr_cli.degrade import crop_to_scale, degrade
 from sr_cli.errors import InputError, SrtoolError
@@ -96,14 +96,17 @@ class Degradation:
                          f"(looked for {candidates[0].name} in X{scale}/ and the folder itself)")
 
 
+def eight_bit(pixels: np.ndarray, bit_depth: int) -> np.ndarray:
+    """(H, W, C) pixels as the protocol scores them: 8-bit (16-bit rounded), alpha dropped."""
+    if bit_depth == 16:
+        pixels = np.round(pixels / 257).astype(np.uint8)
+    return pixels[..., :-1] if pixels.shape[2] in (2, 4) else pixels
+
+
 def load_hr(path: Path, scale: int) -> np.ndarray:
     """The HR image as 8-bit (H, W, C), alpha dropped, cropped to a multiple of ``scale``."""
     picture = read_image(path)
-    pixels = picture.pixels
-    if picture.bit_depth == 16:
-        pixels = np.round(pixels / 257).astype(np.uint8)
-    if pixels.shape[2] in (2, 4):
-        pixels = pixels[..., :-1]
+    pixels = eight_bit(picture.pixels, picture.bit_depth)
     if pixels.shape[0] < scale or pixels.shape[1] < scale:
         raise InputError(f"{path}: image {pixels.shape[1]}x{pixels.shape[0]} is smaller than the scale x{scale}")
     return crop_to_scale(pixels, scale)
@@ -122,19 +125,33 @@ def upscale_timed(upscaler: Upscaler, lr: np.ndarray) -> tuple[np.ndarray, float
     return sr, time.perf_counter() - start
 
 
-def side_by_side(panels: list[tuple[str, np.ndarray]]) -> np.ndarray:
-    """Label each (name, HxWxC uint8) panel and put them in a row, 4 px apart."""
-    h = max(p.shape[0] for _, p in panels)
-    label_h = 18
-    row = []
-    for name, pixels in panels:
+Box = tuple[int, int, int, int]  # x, y, width, height in pixels
+
+LABEL_SIZE = 15  # label font size in pixels
+
+
+def labelled_grid(panels: list[tuple[str, np.ndarray]], columns: int, gap: int = 4) -> tuple[np.ndarray, list[Box]]:
+    """Put the (label, HxWxC uint8, C 1 or 3) panels in rows of ``columns``, each under its label (one or more
+    lines), ``gap`` white pixels apart: the RGB grid, and the box of each panel's pixels in it. A column is as wide
+    as its widest panel, a row as tall as its tallest."""
+    font = ImageFont.load_default(LABEL_SIZE)
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    label_h = max(measure.multiline_textbbox((0, 0), label, font=font)[3] for label, _ in panels) + 6
+    cells = [panels[i:i + columns] for i in range(0, len(panels), columns)]
+    widths = [max(row[c][1].shape[1] for row in cells if c < len(row)) for c in range(min(columns, len(panels)))]
+    heights = [label_h + max(p.shape[0] for _, p in row) for row in cells]
+    xs = [sum(widths[:c]) + c * gap for c in range(len(widths))]
+    ys = [sum(heights[:r]) + r * gap for r in range(len(heights))]
+    canvas = Image.new("RGB", (xs[-1] + widths[-1], ys[-1] + heights[-1]), "white")
+    draw = ImageDraw.Draw(canvas)
+    boxes: list[Box] = []
+    for k, (label, pixels) in enumerate(panels):
+        x, y = xs[k % columns], ys[k // columns]
         rgb = np.repeat(pixels, 3, axis=2) if pixels.shape[2] == 1 else pixels
-        canvas = Image.new("RGB", (rgb.shape[1], h + label_h), "white")
-        canvas.paste(Image.fromarray(rgb), (0, label_h))
-        ImageDraw.Draw(canvas).text((4, 3), name, fill="black")
-        row.append(np.asarray(canvas))
-        row.append(np.full((h + label_h, 4, 3), 255, np.uint8))
-    return np.concatenate(row[:-1], axis=1)
+        canvas.paste(Image.fromarray(np.ascontiguousarray(rgb)), (x, y + label_h))
+        draw.multiline_text((x + 4, y + 3), label, fill="black", font=font)
+        boxes.append((x, y + label_h, rgb.shape[1], rgb.shape[0]))
+    return np.asarray(canvas), boxes
 
 
 def write_png(pixels: np.ndarray, path: Path) -> None:
@@ -193,7 +210,8 @@ def run_bench(
                     if save_dir is not None:
                         write_png(sr, save_dir / dataset / f"x{scale}" / name / f"{path.stem}.png")
                 if compare_dir is not None:
-                    write_png(side_by_side(panels), compare_dir / f"{dataset}_x{scale}_{path.stem}.png")
+                    grid, _ = labelled_grid(panels, len(panels))
+                    write_png(grid, compare_dir / f"{dataset}_x{scale}_{path.stem}.png")
                 on_image()
             for name, run in runs.items():
                 if run.images:

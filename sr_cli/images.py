@@ -64,6 +64,7 @@ from PIL import (
 from sr_cli.atomic import atomic_path
 from sr_cli.choices import (
     DEFAULT_MAX_PIXELS,  # 64 MP: a 61 MP photo passes; decoding costs <= 512 MB (16-bit RGBA)
+    DEFAULT_QUALITY,
 )
 from sr_cli.errors import InputError, OutputError
 
@@ -71,7 +72,6 @@ from sr_cli.errors import InputError, OutputError
 FORMATS: dict[str, str] = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP",
                            ".tif": "TIFF", ".tiff": "TIFF"}
 SUPPORTED_SUFFIXES: frozenset[str] = frozenset(FORMATS)
-DEFAULT_QUALITY = 95
 # zlib settings of 8-bit PNGs (lossless whatever they are): run-length matching at level 1 encodes x4 upscales of
 # Set14 pictures 3.2-5.6x faster than Pillow's default (level 6, default strategy) at -1 % to +5 % of its bytes
 # (baboon 0.23 s / 5.48 MB against 1.31 s / 5.55 MB; ppt3 0.16 s / 2.12 MB against 0.51 s / 2.04 MB).

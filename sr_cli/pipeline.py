@@ -13,12 +13,14 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 
+from sr_cli.choices import DEFAULT_QUALITY
 from sr_cli.colour import rgb_to_ycbcr, ycbcr_to_rgb
 from sr_cli.device import select_device, select_precision
 from sr_cli.engine import MIN_TILE, Engine, Progress
-from sr_cli.images import quantize
+from sr_cli.images import Picture, quantize, read_image, write_image
 from sr_cli.interp import Bicubic
 from sr_cli.memory import default_budget, work_budget
 from sr_cli.modelspec import ModelSpec
@@ -173,6 +175,31 @@ class Upscaler:
             part = result[:, (r0 - rw) * s:(r1 - rw) * s, (c0 - cw) * s:(c1 - cw) * s]
             out[r0 * s:r1 * s, c0 * s:c1 * s] = quantize(part.permute(1, 2, 0).numpy(), top)
         return out
+
+    def upscale(self, image: Image.Image | np.ndarray) -> Image.Image | np.ndarray:
+        """A PIL image (L, LA, RGB, RGBA, I;16; others as RGB/RGBA) or a uint8/uint16 array (H, W) or (H, W, C),
+        C in 1..4 (alpha last for 2 and 4), upscaled and returned as the same kind."""
+        if isinstance(image, Image.Image):
+            if image.mode == "I;16":
+                return Image.fromarray(self.upscale_picture(np.asarray(image)[..., None], 16)[..., 0])
+            if image.mode not in ("L", "LA", "RGB", "RGBA"):
+                image = image.convert("RGBA" if "A" in image.getbands() or "transparency" in image.info else "RGB")
+            pixels = np.asarray(image)
+            out = self.upscale_picture(pixels[..., None] if pixels.ndim == 2 else pixels, 8)
+            return Image.fromarray(out[..., 0] if pixels.ndim == 2 else out, image.mode)
+        if image.dtype not in (np.uint8, np.uint16) or image.ndim not in (2, 3):
+            raise TypeError(f"expected a uint8 or uint16 (H, W) or (H, W, C) array, got {image.dtype} {image.shape}")
+        out = self.upscale_picture(image[..., None] if image.ndim == 2 else image, 16 if image.dtype == np.uint16 else 8)
+        return out[..., 0] if image.ndim == 2 else out
+
+    def upscale_file(self, source: str | Path, target: str | Path, *, overwrite: bool = False,
+                     quality: int = DEFAULT_QUALITY) -> None:
+        """Read ``source``, upscale it and write ``target`` (its format from the suffix; ICC and EXIF carried) as
+        ``srtool upscale`` does: atomically, never over an existing file unless ``overwrite``."""
+        picture = read_image(source)
+        pixels = self.upscale_picture(picture.pixels, picture.bit_depth)
+        write_image(Picture(pixels, picture.bit_depth, picture.icc, picture.exif, picture.source_format),
+                    target, overwrite=overwrite, quality=quality)
 
     def upscale_uint8(self, arr: np.ndarray, progress: Progress | None = None) -> np.ndarray:
         """(H, W, C) uint8 → (sH, sW, C) uint8, rounded."""

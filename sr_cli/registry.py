@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from importlib import resources
 from pathlib import Path
 
-from sr_cli.errors import UsageError
+from sr_cli.errors import UsageError, did_you_mean
 from sr_cli.families import SPECS
 from sr_cli.modelspec import ModelSpec
 
@@ -14,11 +15,19 @@ MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in SPECS}
 
 
 def get_spec(name: str) -> ModelSpec:
-    """The spec for ``name``; an unknown name is a UsageError listing the known ones."""
+    """The spec for ``name``; an unknown name is a UsageError naming the closest and listing the known ones."""
     try:
         return MODELS[name.lower()]
     except KeyError:
-        raise UsageError(f"unknown model '{name}': choose one of {', '.join(MODELS)}") from None
+        raise unknown_model(name) from None
+
+
+def unknown_model(name: str, published: Collection[str] = ()) -> UsageError:
+    """The error for ``name``, neither a registry model nor one of ``published`` (the catalogue names, where the
+    option takes those too): the closest name, then the registry's."""
+    hint = did_you_mean(name.lower(), [*MODELS, *published])
+    also = ", or a published model (srtool models lists them)" if published else ""
+    return UsageError(f"unknown model '{name}'{hint}: choose one of {', '.join(MODELS)}{also}")
 
 
 def shipped_weights_dir() -> Path:

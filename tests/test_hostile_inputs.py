@@ -22,6 +22,7 @@ import pytest
 import tifffile
 import tifffile.tifffile
 from PIL import ExifTags, Image
+from testdata import without_summary
 from typer.testing import CliRunner
 
 from sr_cli.atomic import atomic_path
@@ -40,14 +41,16 @@ X2 = ("-m", "bicubic", "-s", "2")
 def srtool(*args: str) -> tuple[int, str, str]:
     """``srtool upscale ARGS`` in this process."""
     result = runner.invoke(app, ["upscale", *args])
-    return result.exit_code, result.stdout, result.stderr
+    return result.exit_code, result.stdout, without_summary(result.stderr)
 
 
 def srtool_process(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
     """``srtool upscale ARGS`` in its own process: stderr exactly as a user sees it (no pytest capture of warnings
     and logs), and a hang fails the test instead of stalling the suite."""
-    return subprocess.run([sys.executable, "-m", "sr_cli", "upscale", *args], input=stdin, capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "sr_cli", "upscale", *args], input=stdin, capture_output=True,
                           timeout=120, env={**os.environ, "SRTOOL_DEVICE": "cpu"})
+    done.stderr = without_summary(done.stderr.decode()).encode()
+    return done
 
 
 def _noise(h: int, w: int, seed: int = 0) -> np.ndarray:

@@ -8,6 +8,7 @@ large files (the whole 39 MB VGG19) carry ``needs_shared`` and are skipped with 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -43,3 +44,13 @@ def read(path: Path) -> np.ndarray:
 def crop(hr: np.ndarray, s: int) -> np.ndarray:
     """``hr`` cropped to a multiple of ``s`` each way (top-left kept)."""
     return hr[: hr.shape[0] - hr.shape[0] % s, : hr.shape[1] - hr.shape[1] % s]
+
+
+SUMMARY = re.compile(r"srtool: (wrote .+ \(.+\)|upscaled \d+ of \d+ images with .+)\n\Z")
+
+
+def without_summary(err: str) -> str:
+    """``upscale``'s stderr less its closing summary line (written when stdout is not a terminal and something was
+    written or skipped; ``test_upscale_cli`` checks the line itself): the lines the rest of a test is about."""
+    match = SUMMARY.search(err)
+    return err[:match.start()] if match else err

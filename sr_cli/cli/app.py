@@ -5,11 +5,12 @@ from __future__ import annotations
 import typer
 
 from sr_cli import __version__
-from sr_cli.cli import bench, distill, models, train, upscale, video
+from sr_cli.cli import bench, compare, distill, models, train, upscale, usage, video
 
 app = typer.Typer(
     name="srtool",
-    help="Super-resolution for images and video: upscale, video, bench, train, distill, models.",
+    cls=usage.OneLineErrors,
+    help="Super-resolution for images and video: upscale, video, compare, bench, train, distill, models.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -30,5 +31,6 @@ def _root(
     """Super-resolution for images and video."""
 
 
-for _command in (upscale, video, bench, train, distill, models):
+for _command in (upscale, video, compare, bench, train, distill, models):
     _command.register(app)
+usage.register(app)

@@ -12,13 +12,16 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from rich.text import Text
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TextColumn,
     TimeElapsedColumn,
-    TimeRemainingColumn,
 )
 
 from sr_cli import catalogue, signals
@@ -64,6 +67,8 @@ def model_options(name: str, width: float | None) -> dict[str, Any]:
         return {}
     if name not in width_models():
         raise UsageError(f"--width applies to {', '.join(width_models())} only, not {name}")
+    if not 0 < width <= 1:
+        raise UsageError(f"--width is a fraction in (0, 1], got {width:g}")
     return {"width": width}
 
 
@@ -74,12 +79,12 @@ def interactive() -> bool:
 
 def error(message: str) -> None:
     """Print one error line on stderr."""
-    err_console.print(f"[red]srtool: error:[/red] {message}", soft_wrap=True)
+    err_console.print(f"[red]srtool: error:[/red] {escape(message)}", soft_wrap=True)
 
 
 def warn(message: str) -> None:
     """Print one warning line on stderr."""
-    err_console.print(f"[yellow]srtool: warning:[/yellow] {message}", soft_wrap=True)
+    err_console.print(f"[yellow]srtool: warning:[/yellow] {escape(message)}", soft_wrap=True)
 
 
 def print_json(doc: Any) -> None:
@@ -95,9 +100,9 @@ def parse_tile(tile: str) -> int | None:
     try:
         value = int(tile)
     except ValueError:
-        raise SrtoolError(f"--tile must be auto, 0 or a positive integer, got '{tile}'") from None
+        raise UsageError(f"--tile must be auto, 0 or a positive integer, got '{tile}'") from None
     if value < 0:
-        raise SrtoolError(f"--tile must be auto, 0 or a positive integer, got '{tile}'")
+        raise UsageError(f"--tile must be auto, 0 or a positive integer, got '{tile}'")
     return value
 
 
@@ -131,10 +136,12 @@ def choose_model(model: str | None, scale: int | None, weights: Path | None, def
     """--model, --scale and --weights resolved. A registry name runs as given; a catalogue name (``srtool
     models``) runs its published file, fetched into the cache on first use; without --model, the model that
     --weights holds (and, without --scale, its scale); else the command's defaults."""
-    from sr_cli.registry import MODELS
+    from sr_cli.registry import MODELS, unknown_model
     from sr_cli.weights import held_model
 
     entry = catalogue.find(model) if model is not None and model.lower() not in MODELS else None
+    if model is not None and model.lower() not in MODELS and entry is None:
+        raise unknown_model(model, catalogue.catalogue())
     if entry is not None and weights is not None:
         raise UsageError(f"{entry.name} is a catalogue model: it brings its own weights, so --weights cannot go with it")
     if entry is None:
@@ -170,10 +177,42 @@ def run_command(fn: Callable[[], T]) -> T:
         signals.end_after_stop(code)
 
 
+def _rate(task: Task) -> float | None:
+    """Units done a second from the task's (re)start to its last unit done (the task's ``at`` field, the bar's
+    clock when it was updated; else now): known from the first unit (rich's own speed waits for two samples, so a
+    picture of few blocks had no ETA until its second)."""
+    if not task.completed or task.start_time is None:
+        return None
+    took = task.fields.get("at", task.get_time()) - task.start_time
+    return task.completed / took if took > 0 else None
+
+
+class RateColumn(ProgressColumn):
+    """Units a second (the task's ``unit`` field, e.g. images), or seconds a unit when slower."""
+
+    def render(self, task: Task) -> Text:
+        rate = _rate(task)
+        if rate is None:
+            return Text("")
+        unit = task.fields.get("unit", "")
+        return Text(f"{rate:.3g} {unit}/s" if rate >= 1 else f"{1 / rate:.3g} s/{unit.rstrip('s')}")
+
+
+class EtaColumn(ProgressColumn):
+    """Time left at the rate so far, from the first unit done."""
+
+    def render(self, task: Task) -> Text:
+        rate = _rate(task)
+        if rate is None or task.total is None or task.finished:
+            return Text("-:--:--" if not task.finished else "", style="progress.remaining")
+        left = int((task.total - task.completed) / rate)
+        return Text(f"{left // 3600}:{left // 60 % 60:02d}:{left % 60:02d}", style="progress.remaining")
+
+
 @contextmanager
 def progress_bar(enabled: bool) -> Iterator[Progress]:
     """A rich progress bar on stderr (disabled when not interactive)."""
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TimeRemainingColumn()]
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(),
+               TimeElapsedColumn(), EtaColumn()]
     with Progress(*columns, console=err_console, disable=not enabled, transient=False) as bar:
         yield bar

@@ -18,7 +18,7 @@ from sr_cli.cli.common import (
     print_json,
     run_command,
 )
-from sr_cli.errors import UsageError, WeightsError
+from sr_cli.errors import WeightsError
 
 if TYPE_CHECKING:
     from sr_cli.modelspec import ModelSpec
@@ -159,9 +159,7 @@ def fetch(names: Annotated[list[str], typer.Argument(help="Catalogue names (srto
     """Download published weights into the cache (resumable; checked by sha256 before they are ever used)."""
     def body() -> None:
         for name in names:
-            entry = catalogue.find(name)
-            if entry is None:
-                raise UsageError(f"'{name}' is not in the weights catalogue (srtool models lists it)")
+            entry = catalogue.lookup(name)
             path = catalogue.ensure(entry, quiet=not interactive())
             err_console.print(f"{entry.name}: {path}", soft_wrap=True)
 
@@ -174,9 +172,7 @@ def add(name: Annotated[str, typer.Argument(help="Catalogue name.")],
     """Register a file brought to an offline machine: checked against the catalogue's sha256, copied into the
     cache."""
     def body() -> None:
-        entry = catalogue.find(name)
-        if entry is None:
-            raise UsageError(f"'{name}' is not in the weights catalogue (srtool models lists it)")
+        entry = catalogue.lookup(name)
         err_console.print(f"{entry.name}: {catalogue.register(entry, file)}", soft_wrap=True)
 
     run_command(body)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import collections
 from concurrent.futures import Future, ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -14,7 +15,9 @@ from sr_cli.choices import (
     DEFAULT_MAX_MEMORY,
     DEFAULT_MAX_PIXELS,
     DEFAULT_MODEL,
+    DEFAULT_QUALITY,
     DEFAULT_SCALE,
+    OUTPUT_FORMATS,
 )
 from sr_cli.cli.common import (
     CompileOpt,
@@ -26,6 +29,7 @@ from sr_cli.cli.common import (
     TileOpt,
     WidthOpt,
     choose_model,
+    err_console,
     error,
     interactive,
     model_options,
@@ -39,8 +43,8 @@ from sr_cli.cli.common import (
 from sr_cli.errors import EXIT_FAILED, EXIT_OK, SrtoolError, UsageError
 
 if TYPE_CHECKING:
-    from sr_cli.batch import Job
-    from sr_cli.images import Picture
+    from sr_cli.batch import Job, Result
+    from sr_cli.sizing import OutputSize
 
 EXAMPLE = "butterfly.png"
 
@@ -79,6 +83,25 @@ def upscale(
     compile_net: CompileOpt = False,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Tiles per forward pass (at most: --tile auto "
                                             "batches fewer when memory is short).", min=1)] = 4,
+    outscale: Annotated[float | None, typer.Option("--outscale", help="Final size as a factor of the input (e.g. "
+                                                   "1.5): the model runs at the nearest scale at or above, then a "
+                                                   "Lanczos resize.", show_default=False)] = None,
+    out_width: Annotated[int | None, typer.Option("--out-width", help="Final width in pixels, the aspect kept "
+                                                  "(with --out-height: the largest size that fits both).", min=1,
+                                                  show_default=False)] = None,
+    out_height: Annotated[int | None, typer.Option("--out-height", help="Final height in pixels, the aspect kept.",
+                                                   min=1, show_default=False)] = None,
+    min_side: Annotated[int | None, typer.Option("--min-side", help="Final shorter side at least this many pixels "
+                                                 "(never smaller than the input).", min=1, show_default=False)]
+    = None,
+    fmt: Annotated[str | None, typer.Option("--format", "-f", help="Output format: png, jpg, webp, tif or bmp "
+                                            "(default: each input's own).", show_default=False)] = None,
+    quality: Annotated[int, typer.Option("--quality", "-q", help="JPEG and WebP quality (JPEG is written 4:4:4).",
+                                         min=1, max=100)] = DEFAULT_QUALITY,
+    suffix: Annotated[str | None, typer.Option("--suffix", help="Text after each output's stem (default "
+                                               "_<model>_x<scale>; --outscale F: _<model>_xF; --out-width W: "
+                                               "_<model>_wW; --out-height H: _<model>_hH; both: _<model>_WxH; "
+                                               "--min-side N: _<model>_minN).", show_default=False)] = None,
     max_pixels: Annotated[int, typer.Option("--max-pixels", help="Refuse inputs with more pixels than this.",
                                             min=1)] = DEFAULT_MAX_PIXELS,
     example: Annotated[bool, typer.Option("--example", help="Upscale the embedded example picture "
@@ -89,37 +112,52 @@ def upscale(
     bad file."""
     def body() -> int:
         from sr_cli.batch import (  # torch
+            ModelAtScales,
+            Naming,
             expand_inputs,
             output_exists,
             plan_jobs,
             prepare_folder,
             read_and_upscale,
         )
+        from sr_cli.device import select_device
         from sr_cli.images import write_image
         from sr_cli.memory import parse_size
         from sr_cli.pipeline import Upscaler
-        from sr_cli.registry import get_spec
+        from sr_cli.registry import get_spec, shipped_weights
+        from sr_cli.sizing import FILTER, OutputSize
 
         items = list(inputs or []) + ([str(example_image())] if example else [])
         if not items:
             raise UsageError("no input: name image files, folders or globs, or pass --example")
         if overwrite and skip_existing:
             raise UsageError("--overwrite and --skip-existing exclude each other")
+        size = OutputSize(outscale, out_width, out_height, min_side)
+        ext = _output_format(fmt)
         sources, problems = expand_inputs(items, recursive)
         target = output
         if example and output is None:
             target = Path.cwd()
         picked = choose_model(model, scale, weights, DEFAULT_MODEL, DEFAULT_SCALE, offline=offline, denoise=denoise)
         name, factor = picked.name, picked.scale
-        jobs = plan_jobs(sources, target, name, factor) if sources else []
+        spec = get_spec(name)
+        jobs = plan_jobs(sources, target, Naming(f"{name}_{_size_label(size, factor)}", suffix, ext)) if sources else []
         if target is not None and jobs and jobs[0].target.parent == target:
             prepare_folder(target)
         for folder in dict.fromkeys(job.target.parent for job in jobs):
             remove_stale(folder)  # what a killed run left half-written
-        options = model_options(get_spec(name).name, width)
-        upscaler = Upscaler(name, factor, weights=picked.weights, blend=picked.blend, device=device, precision=precision,
+        options = model_options(spec.name, width)
+
+        def make(at: int) -> Upscaler:
+            return Upscaler(name, at, weights=picked.weights, blend=picked.blend, device=device, precision=precision,
                             tile=parse_tile(tile), ensemble=ensemble, compile_net=compile_net,
                             batch_size=batch_size, max_memory=parse_size(max_memory), **options)
+
+        free = size.active and scale is None and picked.weights is None  # the model's scale follows each picture
+        scales = [s for s in spec.scales if not spec.learned or shipped_weights(spec, s).is_file()] if free else []
+        models = ModelAtScales(make, scales or [factor], size)
+        if len(models.scales) == 1:
+            models.get(models.scales[0])  # a model that cannot load fails once, before the batch
         report, codes = [], []
         for problem in problems:
             error(str(problem))
@@ -130,31 +168,34 @@ def upscale(
             codes.append(err.exit_code)
             report.append({"input": str(job.source), "status": "error", "error": str(err)})
 
-        def settle(job: Job, picture: Picture, written: Future[None]) -> None:
+        def settle(job: Job, result: Result, written: Future[None]) -> None:
             """Report a job once its write has finished."""
             try:
                 written.result()
             except SrtoolError as err:
                 failed(job, err)
                 return
+            picture = result.picture
             for note in picture.notes:
                 warn(note)
             h, w = picture.pixels.shape[:2]
+            resized = None if result.resized_from is None else {"from": list(result.resized_from), "filter": FILTER}
             report.append({"input": str(job.source), "output": str(job.target), "status": "ok",
-                           "size": [w, h], "bit_depth": picture.bit_depth, "warnings": list(picture.notes)})
+                           "size": [w, h], "model_scale": result.scale, "resized": resized,
+                           "bit_depth": picture.bit_depth, "warnings": list(picture.notes)})
 
         # One writer thread: encoding picture k overlaps upscaling picture k + 1; at most one write waits, and
         # leaving the block (Ctrl-C included) lets it finish.
         with progress_bar(interactive() and not json_out) as bar, \
                 ThreadPoolExecutor(max_workers=1, thread_name_prefix="srtool-write") as writer:
-            images = bar.add_task("images", total=len(jobs))
-            tiles = bar.add_task("tiles", total=None)
-            pending: list[tuple[Job, Picture, Future[None]]] = []  # the write in flight, reported in input order
+            images = bar.add_task("images", total=len(jobs), unit="images")
+            tiles = bar.add_task("tiles", total=None, unit="blocks")
+            pending: list[tuple[Job, Result, Future[None]]] = []  # the write in flight, reported in input order
 
             def flush() -> None:
                 while pending:
                     settle(*pending.pop())
-                    bar.advance(images)
+                    bar.update(images, advance=1, at=bar.get_time())
 
             for job in jobs:
                 bar.reset(tiles, description=f"{job.source.name}")
@@ -162,26 +203,30 @@ def upscale(
                     if skip_existing and output_exists(job):
                         flush()
                         report.append({"input": str(job.source), "output": str(job.target), "status": "skipped"})
-                        bar.advance(images)
+                        bar.update(images, advance=1, at=bar.get_time())
                         continue
-                    picture = read_and_upscale(upscaler, job, overwrite=overwrite, max_pixels=max_pixels,
-                                               progress=lambda done, total: bar.update(tiles, completed=done,
-                                                                                       total=total))
+                    result = read_and_upscale(models, job, overwrite=overwrite, max_pixels=max_pixels,
+                                              progress=lambda done, total: bar.update(tiles, completed=done,
+                                                                                      total=total,
+                                                                                      at=bar.get_time()))
                 except SrtoolError as err:
                     flush()
                     failed(job, err)
-                    bar.advance(images)
+                    bar.update(images, advance=1, at=bar.get_time())
                     continue
-                written = writer.submit(write_image, picture, job.target, overwrite=overwrite)
+                written = writer.submit(write_image, result.picture, job.target, overwrite=overwrite,
+                                        quality=quality)
                 flush()
-                pending.append((job, picture, written))
+                pending.append((job, result, written))
             flush()
         if json_out:
-            print_json({"model": upscaler.spec.name, "scale": factor, "device": str(upscaler.device),
+            print_json({"model": spec.name, "scale": None if free else factor,
+                        "output_size": _size_label(size, factor), "device": str(select_device(device)),
                         "files": report})
-        elif interactive():
-            done = sum(r["status"] == "ok" for r in report)
-            out_console.print(f"upscaled {done} of {len(report)} image(s) with {upscaler.spec.name} x{factor}")
+        elif any(r["status"] != "error" for r in report):
+            line = _summary(report, f"{spec.name} {_size_label(size, factor)}", target)
+            (out_console.print if interactive() else err_console.print)(line, soft_wrap=True, markup=False,
+                                                                        highlight=False)
         if not codes:
             return EXIT_OK
         return codes[0] if len(set(codes)) == 1 else EXIT_FAILED
@@ -189,6 +234,41 @@ def upscale(
     code = run_command(body)
     if code:
         raise typer.Exit(code)
+
+
+def _output_format(fmt: str | None) -> str | None:
+    """The extension ``--format`` asks for (None: each input's own)."""
+    if fmt is None:
+        return None
+    if fmt.lower() not in OUTPUT_FORMATS:
+        raise UsageError(f"--format {fmt}: choose one of png, jpg, webp, tif, bmp")
+    return OUTPUT_FORMATS[fmt.lower()]
+
+
+def _size_label(size: OutputSize, scale: int) -> str:
+    """The output size in names and reports: x4, x1.5, w1920, h1080, 1920x1080, min1000."""
+    if size.outscale is not None:
+        return f"x{size.outscale:g}"
+    if size.min_side is not None:
+        return f"min{size.min_side}"
+    if size.width and size.height:
+        return f"{size.width}x{size.height}"
+    if size.width or size.height:
+        return f"w{size.width}" if size.width else f"h{size.height}"
+    return f"x{scale}"
+
+
+def _summary(report: list[dict[str, Any]], model: str, folder: Path | None) -> str:
+    """One line on what was written where: the file, or the count and the folder (or "beside the inputs")."""
+    counts = collections.Counter(r["status"] for r in report)
+    done = [r for r in report if r["status"] == "ok"]
+    if len(report) == 1 and done:
+        return f"srtool: wrote {done[0]['output']} ({model})"
+    where = f"into {folder}" if folder is not None else "beside their inputs"
+    extra = ", ".join(f"{counts[k]} {k}{'s' if k == 'error' and counts[k] > 1 else ''}"
+                      for k in ("skipped", "error") if counts[k])
+    return f"srtool: upscaled {counts['ok']} of {len(report)} images with {model} {where}" + \
+        (f" ({extra})" if extra else "")
 
 
 def register(app: typer.Typer) -> None:

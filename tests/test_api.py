@@ -1,0 +1,42 @@
+"""The documented Python API (README "Python API"): ``sr_cli.Upscaler`` on PIL images, numpy arrays and files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+import sr_cli
+from sr_cli.cli.app import app
+from sr_cli.errors import OutputError
+
+
+def test_a_pil_image_an_array_and_a_file_give_the_command_s_pixels(tmp_path: Path) -> None:
+    pixels = np.random.default_rng(0).integers(0, 256, (17, 23, 3), dtype=np.uint8)
+    src = tmp_path / "a.png"
+    Image.fromarray(pixels).save(src)
+    assert CliRunner().invoke(app, ["upscale", str(src), "-m", "espcn", "-s", "2", "-o", str(tmp_path / "cli.png")]).exit_code == 0
+    command = np.asarray(Image.open(tmp_path / "cli.png"))
+    up = sr_cli.Upscaler("espcn", 2)
+    image = up.upscale(Image.open(src))
+    assert isinstance(image, Image.Image) and image.mode == "RGB" and np.array_equal(np.asarray(image), command)
+    assert np.array_equal(up.upscale(pixels), command)
+    up.upscale_file(src, tmp_path / "api.png")
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "api.png")), command)
+    with pytest.raises(OutputError, match="exists"):
+        up.upscale_file(src, tmp_path / "api.png")
+
+
+def test_gray_sixteen_bit_and_palette_keep_their_kind() -> None:
+    up = sr_cli.Upscaler("bicubic", 2)
+    gray16 = np.random.default_rng(1).integers(0, 65536, (9, 7), dtype=np.uint16)
+    out = up.upscale(gray16)
+    assert out.dtype == np.uint16 and out.shape == (18, 14)
+    assert np.array_equal(np.asarray(up.upscale(Image.fromarray(gray16))), out)
+    palette = Image.fromarray(np.random.default_rng(2).integers(0, 256, (9, 7, 3), dtype=np.uint8)).convert("P")
+    assert up.upscale(palette).mode == "RGB" and up.upscale(palette).size == (14, 18)
+    with pytest.raises(TypeError, match="uint8 or uint16"):
+        up.upscale(np.zeros((4, 4), np.float32))
