@@ -15,7 +15,7 @@ import contextlib
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 try:
@@ -30,9 +30,11 @@ _PART = re.compile(r"\.(?P<target>.+)\.[a-z0-9_]{8}\.part(?P<suffix>(\.[^.]*)?)"
 
 
 @contextlib.contextmanager
-def atomic_path(target: str | os.PathLike[str], suffix: str | None = None) -> Iterator[Path]:
+def atomic_path(target: str | os.PathLike[str], suffix: str | None = None,
+                final: Callable[[], Path] | None = None) -> Iterator[Path]:
     """Yield a temporary path in the target's folder, locked while it is written; on success rename it to
-    ``target``.
+    ``target``, or to the name ``final()`` gives once the file is written (in the same folder: a video chunk's
+    last frame is known only then).
 
     On any exception the temporary file is removed and the target is left untouched.
     ``suffix`` defaults to the target's own suffix so that format-by-extension writers work.
@@ -51,7 +53,7 @@ def atomic_path(target: str | os.PathLike[str], suffix: str | None = None) -> It
         yield tmp_path
         # mkstemp makes 0600 (and some writers, safetensors', make their own file): the usual permissions
         os.chmod(tmp_path, 0o666 & ~_UMASK)
-        os.replace(tmp_path, target)
+        os.replace(tmp_path, target if final is None else final())
     except BaseException:
         for leftover in (fresh, tmp_path):
             with contextlib.suppress(FileNotFoundError):

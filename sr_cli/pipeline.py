@@ -207,8 +207,11 @@ class Upscaler:
 
     @torch.inference_mode()
     def upscale_frames(self, frames: np.ndarray) -> np.ndarray:
-        """(N, H, W, 3) uint8 video frames → (N, sH, sW, 3) uint8, as one engine batch."""
-        self.set_levels(255)
-        x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div_(255)
-        y = self._run(x, None).clamp_(0, 1).mul_(255).round_()
-        return y.to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        """(N, H, W, 3) uint8 or uint16 video frames → (N, sH, sW, 3) of the same type, as one engine batch."""
+        deep = frames.dtype == np.uint16
+        top = 65535 if deep else 255
+        self.set_levels(top)
+        x = torch.from_numpy(np.ascontiguousarray(frames).astype(np.float32)).permute(0, 3, 1, 2).div_(top)
+        y = self._run(x, None).clamp_(0, 1).mul_(top).round_()
+        out = y.to(torch.int32 if deep else torch.uint8).permute(0, 2, 3, 1).numpy()
+        return out.astype(frames.dtype, copy=False)

@@ -13,6 +13,7 @@ import re
 import socket
 import subprocess
 import sys
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -404,3 +405,67 @@ def test_bad_input_one_line_and_exit_code(case: str, clip: Path, tmp_path: Path)
     assert len(err.strip().splitlines()) == 1 and words in err and "Traceback" not in err
     assert not list(tmp_path.glob(".*"))
     assert out.read_bytes() == b"keep me" if case == "exists" else not out.exists()
+
+
+def test_chunks_close_by_time_so_a_stop_loses_little(clip: Path, clip_frames: np.ndarray, tmp_path: Path) -> None:
+    """A slow model (0.2 s a batch of 2) with --chunk-seconds 0.3: chunks close after a batch or two, long before
+    --chunk-frames 240 (more than the clip), so a stop after 7 batches leaves finished chunks to resume from."""
+    target = tmp_path / "out.mkv"
+    calls: list[int] = []
+
+    def slow(frames: np.ndarray) -> np.ndarray:
+        if len(calls) == 7:
+            raise Interrupt
+        calls.append(len(frames))
+        time.sleep(0.2)
+        return nearest(frames)
+
+    request = VideoRequest(clip, target, codec="ffv1", batch=2, chunk_frames=240, chunk_seconds=0.3)
+    with pytest.raises(Interrupt):
+        run_video(request, slow, 2, "nearest")
+    work = tmp_path / ".out.mkv.srtool-chunks"
+    spans = [tuple(int(x) for x in p.stem.split("-")[1:]) for p in sorted(work.glob("chunk-*.nut"))]
+    assert spans and spans[0][0] == 0 and all(x == y for (_, x), (y, _) in zip(spans, spans[1:]))
+    assert all(b - a in (2, 4) for a, b in spans)  # whole batches, one or two before 0.3 s had passed
+    done: list[int] = []
+
+    def counting(frames: np.ndarray) -> np.ndarray:
+        done.append(len(frames))
+        return nearest(frames)
+
+    report = run_video(VideoRequest(clip, target, codec="ffv1", resume=True, batch=2), counting, 2, "nearest")
+    assert sum(done) == N - spans[-1][1] and report.chunks_reused == len(spans)
+    np.testing.assert_array_equal(decode(target, (2 * W, 2 * H)), nearest(clip_frames))
+
+
+def decode16(path: Path, size: tuple[int, int]) -> np.ndarray:
+    """All frames as 16-bit RGB: (N, H, W, 3) uint16."""
+    raw = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(path), "-map", "0:v:0", "-fps_mode", "passthrough",
+                          "-sws_flags", SWS_FLAGS, "-f", "rawvideo", "-pix_fmt", "rgb48le", "-"],
+                         capture_output=True, check=True).stdout
+    return np.frombuffer(raw, "<u2").reshape(-1, size[1], size[0], 3)
+
+
+@pytest.mark.parametrize(("output", "pix_fmt"), [("out.mkv", "gbrp16le"), ("out.mp4", "yuv420p10le")])
+def test_a_ten_bit_source_keeps_more_than_eight_bits(tmp_path: Path, output: str, pix_fmt: str) -> None:
+    """Frames travel as rgb48 and are encoded 10-bit (16-bit RGB for ffv1): a value 8 bits can hold is a multiple
+    of 257 in 16 bits, and most output values are not; an 8-bit source stays 8-bit."""
+    src = make_clip(tmp_path / "ten.mkv", "-c:v", "ffv1", "-pix_fmt", "yuv420p10le", size="32x24", seconds=0.3,
+                    audio=False, rate="10")
+    source = decode16(src, (32, 24))
+    assert np.mean(source % 257 != 0) > 0.5
+    upscaler = Upscaler("nearest", 2, device="cpu")
+    codec = ["-c", "ffv1"] if output.endswith(".mkv") else []
+    code, out, err = srtool("video", str(src), "-o", str(tmp_path / output), "-m", "nearest", "-s", "2", *codec,
+                            "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["pix_fmt"] == pix_fmt and any("10-bit source" in note for note in report["notes"])
+    got = decode16(tmp_path / output, (64, 48))
+    assert got.shape == (3, 48, 64, 3) and np.mean(got % 257 != 0) > 0.5
+    if output.endswith(".mkv"):  # lossless: exactly the source's 16-bit frames, upscaled
+        np.testing.assert_array_equal(got, upscaler.upscale_frames(source))
+    code, out, err = srtool("video", str(make_clip(tmp_path / "eight.mkv", "-c:v", "ffv1", size="32x24",
+                                                  seconds=0.3, audio=False, rate="10")),
+                            "-o", str(tmp_path / "eight_out.mkv"), "-m", "nearest", "-s", "2", "--json")
+    assert code == 0 and json.loads(out)["pix_fmt"] == "yuv420p"

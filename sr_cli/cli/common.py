@@ -178,13 +178,14 @@ def run_command(fn: Callable[[], T]) -> T:
 
 
 def _rate(task: Task) -> float | None:
-    """Units done a second from the task's (re)start to its last unit done (the task's ``at`` field, the bar's
-    clock when it was updated; else now): known from the first unit (rich's own speed waits for two samples, so a
-    picture of few blocks had no ETA until its second)."""
-    if not task.completed or task.start_time is None:
+    """Units done a second from the task's (re)start (less its ``base`` field, units it began with) to its last
+    unit done (its ``at`` field, the bar's clock when it was updated; else now): known from the first unit (rich's
+    own speed waits for two samples, so a picture of few blocks had no ETA until its second)."""
+    done = task.completed - task.fields.get("base", 0)  # units the task began with are not its speed
+    if done <= 0 or task.start_time is None:
         return None
     took = task.fields.get("at", task.get_time()) - task.start_time
-    return task.completed / took if took > 0 else None
+    return done / took if took > 0 else None
 
 
 class RateColumn(ProgressColumn):

@@ -12,18 +12,16 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
-    ProgressColumn,
-    Task,
     TextColumn,
-    TimeRemainingColumn,
 )
 from rich.table import Table
-from rich.text import Text
 
 from sr_cli.choices import DEFAULT_VIDEO_MODEL, DEFAULT_VIDEO_SCALE
 from sr_cli.cli.common import (
     CompileOpt,
     DenoiseOpt,
+    EtaColumn,
+    RateColumn,
     DeviceOpt,
     OfflineOpt,
     PrecisionOpt,
@@ -43,13 +41,6 @@ from sr_cli.signals import Stopped
 
 if TYPE_CHECKING:
     from sr_cli.video import VideoReport
-
-
-class FpsColumn(ProgressColumn):
-    """Frames per second, from rich's own speed estimate."""
-
-    def render(self, task: Task) -> Text:
-        return Text(f"{task.speed:.1f} fps" if task.speed else "-- fps", style="progress.data.speed")
 
 
 def _device(device: str | None) -> str | None:
@@ -126,8 +117,10 @@ def video(
     on_error: Annotated[str, typer.Option("--on-error", help="A frame ffmpeg cannot decode: fail (default), or "
                                           "keep (repeat the previous good frame, counted in the report).")]
     = "fail",
-    chunk_frames: Annotated[int, typer.Option("--chunk-frames", help="Frames per chunk: the unit of --resume and "
-                                              "of the split between torchrun ranks.", min=1)] = 240,
+    chunk_frames: Annotated[int, typer.Option("--chunk-frames", help="Most frames per chunk (the unit of --resume).",
+                                              min=1)] = 240,
+    chunk_seconds: Annotated[float, typer.Option("--chunk-seconds", help="Most seconds of work per chunk: a stop "
+                                                 "loses at most about this much.", min=0.001)] = 60.0,
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON report on stdout.")] = False,
 ) -> None:
     """Upscale a video: streamed, pipelined, exact frame timing, audio and subtitles copied.
@@ -162,15 +155,21 @@ def video(
                f"blend={picked.blend} "
                f"{upscaler.dtype} tile={tile} ensemble={ensemble}")
         request = VideoRequest(source, output, codec, crf, preset, pix_fmt, list(ffmpeg_arg or []), not no_audio,
-                               begin or Fraction(0), length, frames_dir, overwrite, resume, on_error, chunk_frames, batch)
+                               begin or Fraction(0), length, frames_dir, overwrite, resume, on_error, chunk_frames, batch,
+                               chunk_seconds, upscaler.device.type == "cpu")
         rank = rank_and_world()[0]
         columns = [TextColumn(f"[bold]{source.name}[/bold]"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("frames"), FpsColumn(), TimeRemainingColumn()]
+                   TextColumn("frames"), RateColumn(), EtaColumn()]
         with Progress(*columns, console=err_console, disable=not interactive() or json_out or rank > 0) as bar:
-            task = bar.add_task("frames", total=None)
+            task = bar.add_task("frames", total=None, unit="frames")
+
+            def progress(done: int, total: int) -> None:
+                if bar.tasks[0].total is None:  # the first call: frames a resumed run reuses are not its speed
+                    bar.reset(task, total=total, completed=done, base=done)
+                bar.update(task, completed=done, at=bar.get_time())
+
             try:
-                report = run_video(request, upscale, factor, tag,
-                                   on_progress=lambda done, total: bar.update(task, completed=done, total=total))
+                report = run_video(request, upscale, factor, tag, on_progress=progress)
             except Stopped as stopped:
                 raise Stopped(stopped.signum, "interrupted: run the same command with --resume to continue from "
                                               "the finished chunks") from None

@@ -23,20 +23,27 @@ RGB_PIX_FMTS = ("gbrp", "gbrp10le", "gbrp12le", "gbrp16le", "rgb24", "bgr24", "b
 
 @dataclass(frozen=True)
 class Defaults:
-    """A codec's defaults: quality (CRF), speed preset, pixel format for even and for odd frame sizes."""
+    """A codec's defaults: quality (CRF), speed preset, pixel format for even and for odd frame sizes, and the
+    same for a source of more than 8 bits (None: the encoder takes 8 bits only)."""
 
     crf: int | None
     preset: str | None
     pix_fmt: str
     pix_fmt_odd: str
     extra: tuple[str, ...] = ()
+    deep: tuple[str, str] | None = None  # (even, odd) pixel formats for a deep source
+    cpu_preset: str | None = None  # the preset when the model runs on the CPU: the encoder shares its cores
 
 
+TEN_BIT = ("yuv420p10le", "yuv444p10le")
+CPU_PRESET = "veryfast"
 CODECS = {
-    "libx264": Defaults(18, "medium", "yuv420p", "yuv444p"),
-    "libx265": Defaults(20, "medium", "yuv420p", "yuv444p", ("-x265-params", "log-level=error")),
-    "libvpx-vp9": Defaults(31, "4", "yuv420p", "yuv444p", ("-b:v", "0", "-row-mt", "1", "-deadline", "good")),
-    "ffv1": Defaults(None, None, "gbrp", "gbrp", ("-level", "3")),
+    "libx264": Defaults(18, "medium", "yuv420p", "yuv444p", deep=TEN_BIT, cpu_preset=CPU_PRESET),
+    "libx265": Defaults(20, "medium", "yuv420p", "yuv444p", ("-x265-params", "log-level=error"), TEN_BIT,
+                        CPU_PRESET),
+    "libvpx-vp9": Defaults(31, "4", "yuv420p", "yuv444p", ("-b:v", "0", "-row-mt", "1", "-deadline", "good"),
+                           TEN_BIT),
+    "ffv1": Defaults(None, None, "gbrp", "gbrp", ("-level", "3"), ("gbrp16le", "gbrp16le")),
 }
 GENERIC = Defaults(None, None, "yuv420p", "yuv444p")
 
@@ -97,8 +104,11 @@ def colour_flags(colour: Colour, pix_fmt: str) -> tuple[list[str], list[str]]:
 
 
 def plan_encoding(codec: str | None, crf: int | None, preset: str | None, pix_fmt: str | None,
-                  ffmpeg_args: list[str], size: tuple[int, int], colour: Colour, container: str) -> Encoding:
-    """Check the encoder options against the output size and container, and fill in the codec's defaults."""
+                  ffmpeg_args: list[str], size: tuple[int, int], colour: Colour, container: str,
+                  depth: int = 8, cpu_model: bool = False) -> Encoding:
+    """Check the encoder options against the output size and container, and fill in the codec's defaults (for
+    a source of more than 8 bits, ``depth``, the codec's deep pixel formats: 10-bit YUV, 16-bit RGB for ffv1;
+    when the model runs on the CPU, ``cpu_model``, the codec's fast preset, so the encoder leaves it the cores)."""
     if container == "gif":
         if codec not in (None, "gif"):
             raise UsageError(f"a .gif output is encoded as GIF; --codec {codec} needs a video extension")
@@ -117,9 +127,13 @@ def plan_encoding(codec: str | None, crf: int | None, preset: str | None, pix_fm
     width, height = size
     if pix_fmt is None:
         odd = width % 2 or height % 2
-        pix_fmt = defaults.pix_fmt_odd if odd else defaults.pix_fmt
-        if odd and pix_fmt != defaults.pix_fmt:
-            notes.append(f"odd output size {width}x{height}: encoding {pix_fmt} ({defaults.pix_fmt} needs even sizes)")
+        even_fmt, odd_fmt = defaults.deep if depth > 8 and defaults.deep else (defaults.pix_fmt, defaults.pix_fmt_odd)
+        pix_fmt = odd_fmt if odd else even_fmt
+        if odd and pix_fmt != even_fmt:
+            notes.append(f"odd output size {width}x{height}: encoding {pix_fmt} ({even_fmt} needs even sizes)")
+        if depth > 8 and container != "gif":
+            notes.append(f"a {depth}-bit source: frames carried in 16 bits, encoded {pix_fmt}"
+                         + ("" if defaults.deep else f" ({name} takes 8 bits)"))
     need_w, need_h = _subsampled(pix_fmt)
     if (need_w and width % 2) or (need_h and height % 2):
         raise UsageError(f"--pix-fmt {pix_fmt} needs an even {'width' if need_w and width % 2 else 'height'}, "
@@ -130,7 +144,8 @@ def plan_encoding(codec: str | None, crf: int | None, preset: str | None, pix_fm
     crf = defaults.crf if crf is None else crf
     if crf is not None:
         args += ["-crf", str(crf)]
-    preset = defaults.preset if preset is None else preset
+    if preset is None:
+        preset = defaults.cpu_preset if cpu_model and defaults.cpu_preset else defaults.preset
     if preset is not None:
         args += _preset_args(name, preset)
     flags, filters = colour_flags(colour, pix_fmt)

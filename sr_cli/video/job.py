@@ -1,7 +1,8 @@
 """One ``srtool video`` job: probe, plan, upscale this rank's chunks, then join and mux into OUTPUT.
 
-The job always works in chunks (``chunk_frames`` frames each, one file per chunk in the work folder), so an
-interrupted run resumes from its finished chunks and torchrun ranks each fill their own contiguous range.
+The job always works in chunks (one file per chunk in the work folder, closed after ``chunk_frames`` frames or
+``chunk_seconds`` of work, whichever comes first), so an interrupted run resumes from its finished chunks, losing
+at most about a chunk's minute of work, and torchrun ranks each fill their own contiguous range.
 Rank 0 joins the chunks without re-encoding, muxes the audio, renames the result onto OUTPUT, and removes
 the work folder. Nothing is written at OUTPUT until the whole video is done.
 """
@@ -23,7 +24,7 @@ from sr_cli.errors import InputError, OutputError, UsageError
 from sr_cli.images import Picture, write_image
 from sr_cli.video import codecs, mux, workdir
 from sr_cli.video.dist import Group, rank_range
-from sr_cli.video.pipeline import Chunk, Upscale, run_pipeline
+from sr_cli.video.pipeline import ChunkLimits, Upscale, run_pipeline
 from sr_cli.video.probe import VideoInfo, probe
 from sr_cli.video.reader import FrameReader
 from sr_cli.video.writer import ChunkWriter, encode_command
@@ -52,6 +53,8 @@ class VideoRequest:
     on_error: str = "fail"
     chunk_frames: int = 240
     batch: int = 4
+    chunk_seconds: float = 60.0
+    cpu_model: bool = False  # the model runs on the CPU: x264/x265 default to their fast preset
 
 
 @dataclass
@@ -98,6 +101,8 @@ def _check_paths(request: VideoRequest, output: Path) -> None:
         raise UsageError(f"--on-error must be fail or keep, not '{request.on_error}'")
     if request.chunk_frames < 1 or request.batch < 1:
         raise UsageError("--chunk-frames and --batch must be at least 1")
+    if not request.chunk_seconds > 0:
+        raise UsageError(f"--chunk-seconds must be more than 0, got {request.chunk_seconds}")
     frames_dir = request.frames_dir
     if frames_dir is not None and frames_dir.exists() and not (request.overwrite or request.resume) \
             and any(frames_dir.glob("frame_*.png")):
@@ -127,7 +132,6 @@ def _fingerprint(request: VideoRequest, model: str, encoding: codecs.Encoding, c
     return {"input": str(request.input.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
             "start": str(request.start), "duration": str(request.duration), "model": model,
             "encoding": encoding.args + encoding.filters, "container": container, "on_error": request.on_error,
-            "chunk_frames": request.chunk_frames,
             "frames_dir": str(request.frames_dir.resolve()) if request.frames_dir else None}
 
 
@@ -136,8 +140,9 @@ def _preflight(root: Path, info: VideoInfo, size: tuple[int, int], encoding: cod
     """Encode one black frame and mux it like the real output: a bad option fails now, not after hours."""
     probe_chunk = root / "preflight.nut"
     sar = str(info.sar) if info.sar and info.sar != 1 else None
-    writer = ChunkWriter(encode_command(probe_chunk, size, info.timeline, 0, 1, encoding, sar), probe_chunk)
-    writer.write(np.zeros((size[1], size[0], 3), np.uint8))
+    writer = ChunkWriter(encode_command(probe_chunk, size, info.timeline, 0, 1, encoding, sar, info.deep),
+                         probe_chunk)
+    writer.write(np.zeros((size[1], size[0], 3), np.uint16 if info.deep else np.uint8))
     try:
         writer.close()
     except OutputError as err:
@@ -170,7 +175,8 @@ def _plan(info: VideoInfo, request: VideoRequest, container: str, scale: int) ->
     notes = _check_decoding(info, request.on_error)
     size = (info.width * scale, info.height * scale)
     encoding = codecs.plan_encoding(request.codec, request.crf, request.preset, request.pix_fmt,
-                                    request.ffmpeg_args, size, info.colour, container)
+                                    request.ffmpeg_args, size, info.colour, container, info.depth,
+                                    request.cpu_model)
     streams = mux.plan_streams(info, container, request.audio)
     return _Plan(info, size, encoding, streams, encoding.notes + streams.notes + notes)
 
@@ -190,6 +196,8 @@ def _prepare(group: Group, root: Path, request: VideoRequest, container: str, sc
         old = workdir.read_manifest(root) if request.resume else None
         info = VideoInfo.from_json(old["probe"]) if old is not None and _same_input(old, request) else \
             probe(request.input, request.start, request.duration)
+        if container == "gif":
+            info.depth = 8  # a GIF's palette holds 8 bits a channel: deep frames would gain nothing
         plan = _plan(info, request, container, scale)
         job = _fingerprint(request, model, plan.encoding, container)
         workdir.prepare(root, job, request.resume, request.overwrite)
@@ -240,8 +248,8 @@ def _run_rank(group: Group, root: Path, plan: _Plan, request: VideoRequest, cont
     began = time.perf_counter()
     info, size = plan.info, plan.size
     a, b = rank_range(info.frames, group.rank, group.world)
-    mine = [Chunk(x, y, workdir.chunk_path(root, x, y)) for x, y in workdir.chunk_ranges(a, b, request.chunk_frames)]
-    todo = [c for c in mine if not c.path.exists()]
+    reused = [(x, y) for x, y in workdir.finished_chunks(root) if a <= x and y <= b]
+    todo = workdir.missing_spans(a, b, reused)
     sar = str(info.sar) if info.sar and info.sar != 1 else None
     frames_dir = request.frames_dir
     if frames_dir is not None:
@@ -249,9 +257,10 @@ def _run_rank(group: Group, root: Path, plan: _Plan, request: VideoRequest, cont
 
     def write_frame(slot: int, frame: np.ndarray) -> None:
         assert frames_dir is not None
-        write_image(Picture(frame, 8, source_format="video"), frames_dir / f"frame_{slot:06d}.png", overwrite=True)
+        depth = 16 if frame.dtype == np.uint16 else 8
+        write_image(Picture(frame, depth, source_format="video"), frames_dir / f"frame_{slot:06d}.png", overwrite=True)
 
-    done = sum(c.b - c.a for c in mine if c not in todo)
+    done = (b - a) - sum(y - x for x, y in todo)
 
     def advance(n: int) -> None:
         nonlocal done
@@ -262,34 +271,36 @@ def _run_rank(group: Group, root: Path, plan: _Plan, request: VideoRequest, cont
     advance(0)
     counts = run_pipeline(
         lambda x, y: FrameReader(info, x, y), upscale,
-        lambda chunk, tmp: ChunkWriter(encode_command(tmp, size, info.timeline, chunk.a, chunk.b, plan.encoding,
-                                                      sar), tmp),
-        todo, (size[1], size[0], 3), request.batch, advance, write_frame if frames_dir else None)
+        lambda x, end, tmp: ChunkWriter(encode_command(tmp, size, info.timeline, x, end, plan.encoding, sar,
+                                                       info.deep), tmp),
+        lambda x, y: workdir.chunk_path(root, x, y), todo, ChunkLimits(request.chunk_frames, request.chunk_seconds),
+        (size[1], size[0], 3), np.dtype(np.uint16 if info.deep else np.uint8), request.batch, advance,
+        write_frame if frames_dir else None)
     fps = counts.frames / (time.perf_counter() - began)
     group.barrier()
     if group.rank == 0:
-        _finish(root, plan, container, request, group.world)
+        _finish(root, plan, container, request)
     rate, gif = info.timeline.rate, container == "gif"
     return VideoReport(
         str(request.input), str(request.output), info.frames, f"{info.width}x{info.height}", f"{size[0]}x{size[1]}",
         f"{rate.numerator}/{rate.denominator}" if rate else "variable", "gif" if gif else plan.encoding.codec,
         "pal8" if gif else plan.encoding.pix_fmt, 0.0, round(fps, 3), counts.repeated, len(info.decode_errors),
-        len(mine) - len(todo), group.rank, group.world, [a, b], plan.notes)
+        len(reused), group.rank, group.world, [a, b], plan.notes)
 
 
-def _finish(root: Path, plan: _Plan, container: str, request: VideoRequest, world: int) -> None:
+def _finish(root: Path, plan: _Plan, container: str, request: VideoRequest) -> None:
     """Join every rank's chunks and mux them into OUTPUT (atomically), then drop the work folder."""
-    n = plan.info.frames
-    chunks = [(workdir.chunk_path(root, x, y), x, y) for r in range(world)
-              for x, y in workdir.chunk_ranges(*rank_range(n, r, world), request.chunk_frames)]
-    missing = [p.name for p, _, _ in chunks if not p.exists()]
-    if missing:
-        raise OutputError(f"chunks missing in {root}: {', '.join(missing[:3])}; rerun with --resume")
+    done = workdir.finished_chunks(root)
+    missing = workdir.missing_spans(0, plan.info.frames, done)
+    if missing or any(x != y for (_, x), (y, _) in zip(done, done[1:])):
+        gaps = ", ".join(f"{x}-{y}" for x, y in missing[:3]) or "overlapping chunk files"
+        raise OutputError(f"chunks missing in {root} (frames {gaps}); rerun with --resume")
+    chunks = [(workdir.chunk_path(root, x, y), x, y) for x, y in done]
     concat = mux.write_concat_list(root / "chunks.ffconcat", chunks, plan.info.timeline)
     assert request.output is not None
     with atomic_path(request.output) as tmp:
         if container == "gif":
-            mux.make_gif(concat, root / "palette.png", tmp)
+            mux.make_gif(concat, root / "palette.png", tmp, plan.info)
         else:
             mux.mux(concat, plan.info, container, plan.encoding.colour, plan.streams, request.start,
                     request.duration, plan.encoding.codec, tmp)

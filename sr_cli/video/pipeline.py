@@ -1,7 +1,8 @@
 """Decode → infer → encode in three threads joined by bounded queues, so the model never waits on ffmpeg.
 
-Memory stays bounded: at most ``QUEUE_DEPTH`` batches wait between two stages. Batches never cross a chunk
-boundary, so the encoder thread can finish a chunk file (atomically renamed) the moment its last frame lands.
+Memory stays bounded: at most ``QUEUE_DEPTH`` batches wait between two stages. The encoder thread closes a chunk
+file (atomically renamed to the slots it holds) after a batch once the chunk has its frames or its minutes of work
+(``ChunkLimits``), so a stop loses at most about that much work.
 A stop (SIGINT/SIGTERM in the main thread) does not wait for a model call to return: the command exits without
 that thread (see sr_cli/signals.py), and the finished chunk files are what --resume continues from.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,12 +32,12 @@ _DONE = object()
 
 
 @dataclass(frozen=True)
-class Chunk:
-    """Timeline slots ``[a, b)`` encoded into ``path``."""
+class ChunkLimits:
+    """When a chunk closes: after ``frames`` frames or once its frames took ``seconds`` to make (the most work a
+    stop can lose), whichever comes first; a chunk always holds whole batches."""
 
-    a: int
-    b: int
-    path: Path
+    frames: int
+    seconds: float
 
 
 @dataclass
@@ -73,30 +74,23 @@ def _get(q: queue.Queue[Any], stop: threading.Event) -> Any:
             continue
 
 
-def _runs(chunks: list[Chunk]) -> Iterator[list[Chunk]]:
-    """Chunks grouped into runs of adjacent ranges, each decoded by one ffmpeg process."""
-    run: list[Chunk] = []
-    for chunk in chunks:
-        if run and run[-1].b != chunk.a:
-            yield run
-            run = []
-        run.append(chunk)
-    if run:
-        yield run
-
-
 def run_pipeline(
     read: Callable[[int, int], FrameReader],
     upscale: Upscale,
-    open_writer: Callable[[Chunk, Path], ChunkWriter],
-    chunks: list[Chunk],
+    open_writer: Callable[[int, int, Path], ChunkWriter],
+    chunk_path: Callable[[int, int], Path],
+    spans: list[tuple[int, int]],
+    limits: ChunkLimits,
     out_shape: tuple[int, int, int],
+    out_dtype: np.dtype[Any],
     batch: int,
     on_frames: Callable[[int], None] | None = None,
     on_frame: Callable[[int, np.ndarray], None] | None = None,
 ) -> Counts:
-    """Upscale the frames of ``chunks`` and encode each chunk to its file; returns the counts.
+    """Upscale the frames of the timeline ``spans`` and encode them into chunk files of ``chunk_path(a, b)``,
+    each closed by ``limits`` and renamed into place once complete; returns the counts.
 
+    ``open_writer(a, end, tmp)`` starts an encoder for slots from ``a`` (at most to ``end``) into ``tmp``.
     ``on_frames(n)`` is called after every encoded batch (progress), ``on_frame(slot, frame)`` for every
     upscaled frame (PNG export). An error in any stage stops all three and is raised here.
     """
@@ -107,54 +101,61 @@ def run_pipeline(
     counts = Counts()
 
     def decode() -> None:
-        for run in _runs(chunks):
-            reader = read(run[0].a, run[-1].b)
+        for a, b in spans:
+            reader = read(a, b)
             frames = iter(reader)
             try:
-                for chunk in run:
-                    for start in range(chunk.a, chunk.b, batch):
-                        items = [next(frames) for _ in range(min(batch, chunk.b - start))]
-                        _put(decoded, (chunk, start, np.stack([f for f, _ in items]), sum(r for _, r in items)),
-                             stop)
+                for first in range(a, b, limits.frames):  # batches never cross a frame-count boundary
+                    last = min(first + limits.frames, b)
+                    for start in range(first, last, batch):
+                        items = [next(frames) for _ in range(min(batch, last - start))]
+                        _put(decoded, (start, np.stack([f for f, _ in items]), sum(r for _, r in items)), stop)
             finally:
                 reader.close()
         _put(decoded, _DONE, stop)
 
     def infer() -> None:
         while (item := _get(decoded, stop)) is not _DONE:
-            chunk, start, frames, repeated = item
+            start, frames, repeated = item
             out = upscale(frames)
-            if out.shape != (len(frames), *out_shape) or out.dtype != np.uint8:
+            if out.shape != (len(frames), *out_shape) or out.dtype != out_dtype:
                 raise SrtoolError(f"the model returned frames of shape {out.shape} {out.dtype}, "
-                                  f"expected {(len(frames), *out_shape)} uint8")
-            _put(upscaled, (chunk, start, out, repeated), stop)
+                                  f"expected {(len(frames), *out_shape)} {np.dtype(out_dtype)}")
+            _put(upscaled, (start, out, repeated), stop)
         _put(upscaled, _DONE, stop)
 
+    def encode_chunk(a: int, end: int) -> int:
+        """Encode slots from ``a`` until ``limits`` close the chunk or ``end``; returns the chunk's end."""
+        done = a
+        with atomic_path(chunk_path(a, end), final=lambda: chunk_path(a, done)) as tmp:
+            writer = open_writer(a, end, tmp)
+            opened = time.monotonic()
+            try:
+                while done < end and done - a < limits.frames and time.monotonic() - opened < limits.seconds:
+                    item = _get(upscaled, stop)
+                    if item is _DONE:
+                        raise SrtoolError(f"the frames ran out at slot {done}, before {end}")
+                    start, frames, repeated = item
+                    for i, frame in enumerate(frames):
+                        writer.write(frame)
+                        if on_frame is not None:
+                            on_frame(start + i, frame)
+                    done += len(frames)
+                    counts.frames += len(frames)
+                    counts.repeated += repeated
+                    if on_frames is not None:
+                        on_frames(len(frames))
+                writer.close()
+            except BaseException:
+                writer.abort()
+                raise
+        counts.chunks.append(chunk_path(a, done))
+        return done
+
     def encode() -> None:
-        for chunk in chunks:
-            with atomic_path(chunk.path) as tmp:
-                writer = open_writer(chunk, tmp)
-                try:
-                    done = chunk.a
-                    while done < chunk.b:
-                        item = _get(upscaled, stop)
-                        if item is _DONE:
-                            raise SrtoolError(f"the frames ran out before the end of chunk {chunk.path.name}")
-                        _, start, frames, repeated = item
-                        for i, frame in enumerate(frames):
-                            writer.write(frame)
-                            if on_frame is not None:
-                                on_frame(start + i, frame)
-                        done += len(frames)
-                        counts.frames += len(frames)
-                        counts.repeated += repeated
-                        if on_frames is not None:
-                            on_frames(len(frames))
-                    writer.close()
-                except BaseException:
-                    writer.abort()
-                    raise
-            counts.chunks.append(chunk.path)
+        for a, b in spans:
+            while a < b:
+                a = encode_chunk(a, b)
 
     def guard(stage: Callable[[], None]) -> Callable[[], None]:
         def body() -> None:

@@ -24,9 +24,15 @@ from sr_cli.video.timing import Timeline
 
 _INPUT = re.compile(r"^Input #0, (.+), from '")
 _START = re.compile(r"Duration: .*, start: (-?\d+(?:\.\d+)?)")
-_STREAM = re.compile(r"^\s*Stream #0:(\d+)(?:\[[^\]]*\])?(?:\([^)]*\))?: (\w+): ([^\s,]+)")
+_STREAM = re.compile(r"^(\s*)Stream #0:(\d+)(?:\[[^\]]*\])?(?:\(([^)]*)\))?: (\w+): ([^\s,]+)")
+_DISPOSITIONS = re.compile(r"(?: \((?:default|dub|original|comment|lyrics|karaoke|forced|hearing impaired|"
+                           r"visual impaired|clean effects|attached pic|timed thumbnails|non-diegetic|captions|"
+                           r"descriptions|metadata|dependent|still image|multilayer)\))+$")
 _CONFIG = re.compile(r"config in time_base: (\d+)/(\d+), frame_rate: (\d+)/(\d+)")
 _FRAME = re.compile(r"\] n:\s*\d+ pts:\s*(-?\d+|NOPTS) .*?duration:\s*(-?\d+) .* sar:(\d+)/(\d+) s:(\d+)x(\d+)")
+_FMT = re.compile(r" fmt:(\S+)")
+_DEPTH = re.compile(r"(\d+)(?:le|be)$")
+_SIXTEEN_BIT_PACKED = ("rgb48", "bgr48", "rgba64", "bgra64")
 _COLOUR = re.compile(r"color_range:(\S+) color_space:(\S+) color_primaries:(\S+) color_trc:(\S+)")
 _DECODE_ERROR = re.compile(r"error submitting packet to decoder|decoding error|error while decoding|concealing", re.I)
 _NOPTS = -(2**63)
@@ -40,6 +46,8 @@ class Stream:
     kind: str  # video | audio | subtitle | data | attachment
     codec: str
     attached_pic: bool = False
+    tags: dict[str, str] = field(default_factory=dict)  # its metadata, the language among them
+    dispositions: list[str] = field(default_factory=list)  # in -disposition spelling: default, forced, ...
 
 
 @dataclass
@@ -68,6 +76,12 @@ class VideoInfo:
     colour: Colour
     timeline: Timeline
     decode_errors: list[str] = field(default_factory=list)
+    depth: int = 8  # bits a sample of the decoded frames
+
+    @property
+    def deep(self) -> bool:
+        """Whether frames travel as 16 bits a channel (the source has more than 8)."""
+        return self.depth > 8
 
     @property
     def frames(self) -> int:
@@ -84,7 +98,7 @@ class VideoInfo:
                 "streams": [asdict(s) for s in self.streams], "stream": self.stream, "codec": self.codec,
                 "width": self.width, "height": self.height, "sar": str(self.sar) if self.sar else None,
                 "colour": asdict(self.colour), "timeline": self.timeline.to_json(),
-                "decode_errors": self.decode_errors}
+                "decode_errors": self.decode_errors, "depth": self.depth}
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> VideoInfo:
@@ -92,7 +106,7 @@ class VideoInfo:
         return cls(Path(doc["path"]), doc["container"], Fraction(doc["start"]),
                    [Stream(**s) for s in doc["streams"]], doc["stream"], doc["codec"], doc["width"],
                    doc["height"], Fraction(doc["sar"]) if doc["sar"] else None, Colour(**doc["colour"]),
-                   Timeline.from_json(doc["timeline"]), doc["decode_errors"])
+                   Timeline.from_json(doc["timeline"]), doc["decode_errors"], doc.get("depth", 8))
 
 
 def read_header(path: Path) -> tuple[str, Fraction, list[Stream]]:
@@ -104,9 +118,38 @@ def read_header(path: Path) -> tuple[str, Fraction, list[Stream]]:
     if container is None:
         raise InputError(f"{path}: not a video ffmpeg can read ({ffmpeg.error_line(stderr)})")
     start = next((Fraction(m.group(1)) for m in map(_START.search, stderr.splitlines()) if m), Fraction(0))
-    streams = [Stream(int(m.group(1)), m.group(2).lower(), m.group(3), "(attached pic)" in line)
-               for line in stderr.splitlines() if (m := _STREAM.match(line))]
-    return container, start, streams
+    return container, start, _streams(stderr.splitlines())
+
+
+def _streams(lines: list[str]) -> list[Stream]:
+    """The streams ``ffmpeg -i`` lists, each with its language, dispositions and the tags under its line."""
+    streams: list[Stream] = []
+    indent: int | None = None  # the current stream line's indentation (None: outside a stream's block)
+    tags_at: int | None = None  # its "Metadata:" line's indentation while in that block
+    key = ""
+    for line in lines:
+        depth = len(line) - len(line.lstrip())
+        if (m := _STREAM.match(line)) is not None:
+            flags = _DISPOSITIONS.search(line)
+            dispositions = [f.replace(" ", "_").replace("-", "_")
+                            for f in re.findall(r"\(([^)]+)\)", flags.group(0) if flags else "")]
+            streams.append(Stream(int(m.group(2)), m.group(4).lower(), m.group(5), "attached_pic" in dispositions,
+                                  {"language": m.group(3)} if m.group(3) else {}, dispositions))
+            indent, tags_at = depth, None
+        elif indent is None or depth <= indent:
+            indent = tags_at = None
+        elif line.strip() == "Metadata:":
+            tags_at, key = depth, ""
+        elif tags_at is not None and depth > tags_at and ":" in line:
+            name, _, value = line.strip().partition(":")
+            if name.strip():
+                key = name.strip()
+                streams[-1].tags[key] = value.strip()
+            elif key:  # the next line of a value
+                streams[-1].tags[key] += "\n" + value.strip()
+        else:
+            tags_at = None
+    return streams
 
 
 def video_stream(path: Path, container: str, streams: list[Stream]) -> Stream:
@@ -137,6 +180,7 @@ class _Decoded:
     colour: Colour | None = None
     errors: list[str] = field(default_factory=list)
     configured: bool = False
+    pix_fmt: str | None = None
 
 
 def _decode_pass(path: Path, index: int, seek: list[str], end: Fraction | None) -> _Decoded:
@@ -160,6 +204,8 @@ def _decode_pass(path: Path, index: int, seek: list[str], end: Fraction | None) 
                     break
                 seen.frames.append((pts, int(m.group(2)), Fraction(int(m.group(3)), int(m.group(4)) or 1),
                                     int(m.group(5)), int(m.group(6))))
+                if seen.pix_fmt is None and (fmt := _FMT.search(line)) is not None:
+                    seen.pix_fmt = fmt.group(1)
             elif not seen.configured and (m := _CONFIG.search(line)) is not None:
                 num, den, rate_num, rate_den = map(int, m.groups())
                 seen.time_base, seen.configured = Fraction(num, den), True
@@ -223,4 +269,13 @@ def probe(path: Path, start: Fraction = Fraction(0), duration: Fraction | None =
     timeline = Timeline.build(tb, seen.rate, decoded, missing, last_duration=frames[-1][1])
     w, h = sizes[0]
     return VideoInfo(path, container, origin, streams, stream.index, stream.codec, w, h, frames[0][2] or None,
-                     seen.colour or Colour(), timeline, seen.errors)
+                     seen.colour or Colour(), timeline, seen.errors, bit_depth(seen.pix_fmt or ""))
+
+
+def bit_depth(pix_fmt: str) -> int:
+    """Bits a sample of an ffmpeg pixel format, at most 16: 10 for yuv420p10le, 16 for rgb48le, gray16be or
+    gbrpf32le, else 8."""
+    if pix_fmt.startswith(_SIXTEEN_BIT_PACKED):
+        return 16
+    m = _DEPTH.search(pix_fmt)
+    return min(int(m.group(1)), 16) if m and int(m.group(1)) > 8 else 8  # float formats (f32) carried as 16

@@ -21,8 +21,14 @@ from sr_cli.video.probe import VideoInfo
 SWS_FLAGS = "bicubic+accurate_rnd+full_chroma_int"
 
 
+def frame_format(deep: bool) -> str:
+    """The raw frames' pixel format between ffmpeg and srtool: 16 bits a channel for a source of more than 8."""
+    return "rgb48le" if deep else "rgb24"
+
+
 class FrameReader:
-    """Frames of timeline slots ``[a, b)`` as (H, W, 3) uint8 arrays, each with a flag: repeated for a bad slot."""
+    """Frames of timeline slots ``[a, b)`` as (H, W, 3) arrays (uint8; uint16 for a source of more than 8 bits),
+    each with a flag: repeated for a bad slot."""
 
     def __init__(self, info: VideoInfo, a: int, b: int) -> None:
         self.info, self.a, self.b = info, a, b
@@ -43,7 +49,7 @@ class FrameReader:
             "-v", "error", "-copyts", *(["-ss", ffmpeg.seconds(seek), "-noaccurate_seek"] if seek > 0 else []),
             "-i", str(self.info.path), "-map", f"0:{self.info.stream}",
             "-vf", f"select='gte(pts,{t.pts[self.first]})'", "-fps_mode", "passthrough", "-frames:v",
-            str(self.count), "-sws_flags", SWS_FLAGS, "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1")
+            str(self.count), "-sws_flags", SWS_FLAGS, "-f", "rawvideo", "-pix_fmt", frame_format(self.info.deep), "pipe:1")
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, bool]]:
         holes = self.info.timeline.missing
@@ -74,7 +80,7 @@ class FrameReader:
 
     def _read(self, shape: tuple[int, int, int]) -> np.ndarray | None:
         assert self._proc is not None and self._proc.stdout is not None
-        frame = np.empty(shape, np.uint8)
+        frame = np.empty(shape, np.uint16 if self.info.deep else np.uint8)
         view = memoryview(frame).cast("B")
         got = 0
         while got < len(view):

@@ -8,6 +8,7 @@ once complete (it is renamed into place), so every chunk file present is reusabl
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -23,14 +24,33 @@ def work_dir(output: Path) -> Path:
     return output.parent / f".{output.name}.srtool-chunks"
 
 
+_CHUNK = re.compile(r"chunk-(?P<a>\d{9})-(?P<b>\d{9})\.nut")
+
+
 def chunk_path(root: Path, a: int, b: int) -> Path:
     """The chunk file holding timeline slots ``[a, b)``."""
     return root / f"chunk-{a:09d}-{b:09d}.nut"
 
 
-def chunk_ranges(a: int, b: int, size: int) -> list[tuple[int, int]]:
-    """``[a, b)`` cut into chunks of ``size`` slots (the last may be shorter)."""
-    return [(i, min(i + size, b)) for i in range(a, b, size)]
+def finished_chunks(root: Path) -> list[tuple[int, int]]:
+    """The slot ranges ``[a, b)`` of the chunk files in ``root``, in order (a chunk file exists only once its
+    encoder finished it: it is renamed into place)."""
+    found = (_CHUNK.fullmatch(p.name) for p in root.glob("chunk-*.nut")) if root.is_dir() else ()
+    return sorted((int(m["a"]), int(m["b"])) for m in found if m)
+
+
+def missing_spans(a: int, b: int, done: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The parts of ``[a, b)`` that no range of ``done`` covers, in order."""
+    spans, cursor = [], a
+    for x, y in done:
+        if y <= cursor or x >= b:
+            continue
+        if x > cursor:
+            spans.append((cursor, x))
+        cursor = max(cursor, y)
+    if cursor < b:
+        spans.append((cursor, b))
+    return spans
 
 
 def read_manifest(root: Path) -> dict[str, Any] | None:

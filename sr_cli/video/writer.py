@@ -13,7 +13,7 @@ from sr_cli import signals
 from sr_cli.errors import OutputError
 from sr_cli.video import ffmpeg
 from sr_cli.video.codecs import Encoding
-from sr_cli.video.reader import SWS_FLAGS
+from sr_cli.video.reader import SWS_FLAGS, frame_format
 from sr_cli.video.timing import Timeline, pts_expression
 
 
@@ -28,16 +28,19 @@ def timing_args(timeline: Timeline, a: int, b: int) -> tuple[list[str], list[str
         return ["-framerate", f"{rate.numerator}/{rate.denominator}"], [], []
     tb = timeline.time_base
     filters = [f"settb=expr={tb.numerator}/{tb.denominator}", f"setpts='{pts_expression(timeline.ticks(a, b))}'"]
-    return ["-framerate", "1"], filters, ["-enc_time_base", f"{tb.numerator}:{tb.denominator}"]
+    last = 1 / (timeline.last_duration * tb)  # the raw input's rate sets the length of the video's last frame
+    return ["-framerate", f"{last.numerator}/{last.denominator}"], filters, \
+        ["-enc_time_base", f"{tb.numerator}:{tb.denominator}"]
 
 
 def encode_command(path: Path, size: tuple[int, int], timeline: Timeline, a: int, b: int, encoding: Encoding,
-                   sar: str | None) -> list[str]:
-    """The ffmpeg command that reads rgb24 frames of ``size`` on stdin and writes chunk ``path``."""
+                   sar: str | None, deep: bool = False) -> list[str]:
+    """The ffmpeg command that reads frames of ``size`` on stdin (rgb24, or rgb48 when ``deep``) and writes chunk
+    ``path`` (its slots from ``a``, at most to ``b``)."""
     inputs, filters, outputs = timing_args(timeline, a, b)
     filters = filters + encoding.filters + ([f"setsar={sar}"] if sar else [])
     return ffmpeg.command(
-        "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{size[0]}x{size[1]}", *inputs, "-i", "pipe:0",
+        "-v", "error", "-f", "rawvideo", "-pix_fmt", frame_format(deep), "-s", f"{size[0]}x{size[1]}", *inputs, "-i", "pipe:0",
         *(["-vf", ",".join(filters)] if filters else []), "-sws_flags", SWS_FLAGS, "-fps_mode", "passthrough",
         *outputs, "-map_metadata", "-1", *encoding.args, "-f", "nut", "-y", str(path))
 
@@ -51,7 +54,7 @@ class ChunkWriter:
         self._proc = signals.spawn(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._log)
 
     def write(self, frame: np.ndarray) -> None:
-        """Send one (H, W, 3) uint8 frame."""
+        """Send one (H, W, 3) uint8 or uint16 frame."""
         assert self._proc.stdin is not None
         try:
             self._proc.stdin.write(memoryview(np.ascontiguousarray(frame)).cast("B"))
