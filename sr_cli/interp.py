@@ -5,8 +5,6 @@ They are ``nn.Module``s so that the engine runs them like any learned model (til
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -42,12 +40,6 @@ class Bicubic(nn.Module):
         y = _round_half_up(imresize(y, size=(h * self.scale, w * self.scale)), self.levels)
         return (y / self.levels).to(x.dtype)
 
-    @staticmethod
-    def receptive_radius(scale: int) -> int:
-        """Radius in LR pixels: an HR pixel of LR cell ``c`` samples at ``c ± (1 - 1/scale) / 2``, and the cubic
-        kernel's 4 taps reach 2 pixels either side of that."""
-        return 2
-
 
 class Interpolate(nn.Module):
     """Nearest or bilinear upscaling by an integer ``scale`` (torch's half-pixel-centred sampling)."""
@@ -62,11 +54,6 @@ class Interpolate(nn.Module):
             return F.interpolate(x, scale_factor=self.scale, mode="nearest-exact")
         return F.interpolate(x, scale_factor=self.scale, mode=self.mode, align_corners=False)
 
-    @staticmethod
-    def receptive_radius(scale: int, mode: str) -> int:
-        """Radius in LR pixels: nearest reads the pixel's own cell, bilinear one neighbour either side."""
-        return 0 if mode == "nearest" else 1
-
 
 class PreUpsampled(nn.Module):
     """Runs ``net`` on the float MATLAB-bicubic upsample of its input (SRCNN's pipeline)."""
@@ -78,12 +65,3 @@ class PreUpsampled(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(upscale_bicubic(x, self.scale))
-
-    @staticmethod
-    def receptive_radius(scale: int, net_radius: int) -> int:
-        """Radius in LR pixels of ``net`` (``net_radius`` HR pixels) after the bicubic upsample: LR cell ``c``'s
-        outputs read HR pixels ``s·c - r .. s·c + s - 1 + r``, which sample LR at ``(Y + 0.5) / s - 0.5`` with taps
-        from ``floor - 1`` to ``floor + 2``."""
-        above = math.floor((scale - 0.5 + net_radius) / scale - 0.5) + 2
-        below = 1 - math.floor((0.5 - net_radius) / scale - 0.5)
-        return max(above, below)

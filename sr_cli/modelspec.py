@@ -1,15 +1,30 @@
-"""``ModelSpec``: what the rest of srtool needs to know about one model name (each family declares its own)."""
+"""``ModelSpec``: what the rest of srtool needs to know about one model name (each family declares its own).
+
+Torch-free: builders import their network when called (``lazy``), radii are arithmetic.
+"""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from torch import nn
-
+from sr_cli.constants import SCALES
 from sr_cli.errors import UsageError
-from sr_cli.models.blocks import SCALES
+
+if TYPE_CHECKING:
+    from torch import nn
+
+
+def lazy(module: str, name: str) -> Callable[..., nn.Module]:
+    """A builder of the network class ``module.name`` that imports it when called, not when the registry loads
+    (listing the registry needs no torch)."""
+
+    def build(*args: Any, **kwargs: Any) -> nn.Module:
+        return getattr(importlib.import_module(module), name)(*args, **kwargs)
+
+    return build
 
 
 @dataclass(frozen=True)

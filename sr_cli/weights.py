@@ -17,13 +17,14 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save_file
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from sr_cli import __version__
 from sr_cli.atomic import atomic_path
 from sr_cli.errors import WeightsError
 from sr_cli.families import convert
+from sr_cli.metadata import read_metadata
 from sr_cli.registry import MODELS, ModelSpec, shipped_weights
 
 State = dict[str, torch.Tensor]
@@ -41,22 +42,6 @@ def save_weights(path: str | Path, state: State, metadata: dict[str, Any], *, ha
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=encoded)
     return path
-
-
-def read_metadata(path: str | Path) -> dict[str, Any]:
-    """The metadata of an srtool safetensors file, JSON values decoded."""
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            raw = f.metadata() or {}
-    except (SafetensorError, OSError) as err:
-        raise WeightsError(f"cannot read weights {path}: {err}") from None
-    out: dict[str, Any] = {}
-    for k, v in raw.items():
-        try:
-            out[k] = json.loads(v)
-        except json.JSONDecodeError:
-            out[k] = v
-    return out
 
 
 def _unwrap(obj: Any, path: Path) -> State:

@@ -38,7 +38,7 @@ from sr_cli.cli.app import app
 from sr_cli.engine import Engine
 from sr_cli.errors import WeightsError
 from sr_cli.families import convert
-from sr_cli.models import RRDBNet
+from sr_cli.families.esrgan import rrdbnet_radius
 from sr_cli.pipeline import Upscaler
 from sr_cli.registry import get_spec
 from sr_cli.train.loop import copy_matching
@@ -568,7 +568,7 @@ def test_realesrgan_x2plus_runs_as_esrgan_x2_with_its_pixel_unshuffle(tmp_path: 
     # tiled: the overlap is the unshuffled network's radius (38 LR pixels, even); the engine keeps every window on
     # the 2×2 cells (odd sides padded as the model pads them, odd tiles rounded up)
     overlap = get_spec("esrgan").overlap(2, **options)
-    assert overlap == RRDBNet.receptive_radius(2, num_block=1, unshuffle=2) == 38
+    assert overlap == rrdbnet_radius(2, num_block=1, unshuffle=2) == 38
     for (h, w), tile, count in (((128, 128), 32, 16), ((129, 127), 31, 20)):
         x = _image255(3, h, w) / 255
         whole = Engine(model, 2, overlap, torch.device("cpu"), tile=0).run(x)

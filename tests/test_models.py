@@ -11,6 +11,13 @@ import torch.nn.functional as F
 from tolerances import NET_ABS
 from torch import nn
 
+from sr_cli.families.compact import compact_radius
+from sr_cli.families.edsr import edsr_radius, mdsr_radius
+from sr_cli.families.espcn import espcn_radius
+from sr_cli.families.esrgan import rrdbnet_radius
+from sr_cli.families.fsrcnn import fsrcnn_radius
+from sr_cli.families.srcnn import srcnn_radius
+from sr_cli.families.srresnet import msrresnet_radius, srresnet_radius
 from sr_cli.models import (
     CSDEDSR,
     EDSR,
@@ -407,17 +414,18 @@ def measured_radius(model: nn.Module, channels: int, scale: int, size: int) -> i
     return int(max(c - rows.min(), rows.max() - c, c - cols.min(), cols.max() - c))
 
 
+# The radius formulas (torch-free, beside each family's specs) for the SMALL members; csd's is EDSR's.
 RADIUS_CASES: dict[str, Callable[[int], int]] = {
-    "fsrcnn": FSRCNN.receptive_radius,
-    "espcn": ESPCN.receptive_radius,
-    "srresnet": lambda s: SRResNet.receptive_radius(s, n_blocks=2),
-    "srresnet-nobn": lambda s: SRResNet.receptive_radius(s, n_blocks=2),
-    "edsr": lambda s: EDSR.receptive_radius(s, n_blocks=2),
-    "mdsr": lambda s: MDSR.receptive_radius(s, n_blocks=2),
-    "csd": lambda s: CSDEDSR.receptive_radius(s, n_blocks=2),
-    "rrdbnet": lambda s: RRDBNet.receptive_radius(s, num_block=1),
-    "msrresnet": lambda s: MSRResNet.receptive_radius(s, n_blocks=2),
-    "compact": lambda s: SRVGGNetCompact.receptive_radius(num_conv=3),
+    "fsrcnn": fsrcnn_radius,
+    "espcn": lambda s: espcn_radius(),
+    "srresnet": lambda s: srresnet_radius(s, n_blocks=2),
+    "srresnet-nobn": lambda s: srresnet_radius(s, n_blocks=2),
+    "edsr": lambda s: edsr_radius(s, n_blocks=2),
+    "mdsr": lambda s: mdsr_radius(s, n_blocks=2),
+    "csd": lambda s: edsr_radius(s, n_blocks=2),
+    "rrdbnet": lambda s: rrdbnet_radius(s, num_block=1),
+    "msrresnet": lambda s: msrresnet_radius(s, n_blocks=2),
+    "compact": lambda s: compact_radius(num_conv=3),
 }
 
 
@@ -431,7 +439,7 @@ def test_receptive_radius_is_exact(name: str, scale: int) -> None:
 
 def test_unshuffled_rrdbnet_receptive_radius_is_exact() -> None:
     """BasicSR's x2 RRDBNet (unshuffle 2): 2·17 cells' pixels + 3 after the first ×2 stage + 1 for the cell."""
-    radius = RRDBNet.receptive_radius(2, num_block=1, unshuffle=2)
+    radius = rrdbnet_radius(2, num_block=1, unshuffle=2)
     assert radius == 38
     model = RRDBNet(2, num_feat=8, num_block=1, num_grow_ch=4, unshuffle=2)
     for size in (2 * radius + 5, 2 * radius + 6):  # the centre pixel at the end and at the start of its cell
@@ -439,18 +447,18 @@ def test_unshuffled_rrdbnet_receptive_radius_is_exact() -> None:
 
 
 def test_srcnn_receptive_radius_is_exact() -> None:
-    assert measured_radius(SRCNN(), 1, 1, 17) == SRCNN.receptive_radius() == 6
+    assert measured_radius(SRCNN(), 1, 1, 17) == srcnn_radius() == 6
 
 
 @pytest.mark.parametrize(("scale", "expected"), [(2, 36), (3, 36), (4, 36)])
 def test_default_receptive_radii(scale: int, expected: int) -> None:
     """The figures the registry's tile overlaps must cover, at the published depths."""
-    assert EDSR.receptive_radius(scale) == expected
-    assert EDSR.receptive_radius(scale, 32) == CSDEDSR.receptive_radius(scale) == 68
-    assert MDSR.receptive_radius(scale) == 172
-    assert SRResNet.receptive_radius(scale) == 40
-    assert RRDBNet.receptive_radius(scale) == (348 if scale == 3 else 349)
-    assert RRDBNet.receptive_radius(2, unshuffle=2) == 698  # RealESRGAN_x2plus
-    assert SRVGGNetCompact.receptive_radius() == 34 and SRVGGNetCompact.receptive_radius(16) == 18
-    assert FSRCNN.receptive_radius(scale) == (7 if scale == 4 else 8)
-    assert ESPCN.receptive_radius(scale) == 4
+    assert edsr_radius(scale) == expected
+    assert edsr_radius(scale, 32) == 68  # edsr-large, csd
+    assert mdsr_radius(scale) == 172
+    assert srresnet_radius(scale) == 40
+    assert rrdbnet_radius(scale) == (348 if scale == 3 else 349)
+    assert rrdbnet_radius(2, unshuffle=2) == 698  # RealESRGAN_x2plus
+    assert compact_radius() == 34 and compact_radius(16) == 18
+    assert fsrcnn_radius(scale) == (7 if scale == 4 else 8)
+    assert espcn_radius() == 4

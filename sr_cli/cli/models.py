@@ -70,7 +70,7 @@ def param_table() -> dict[str, int]:
 
 def _options(path: Path) -> dict[str, Any]:
     """A shipped file's network options ({} when unreadable: using it then says what is wrong)."""
-    from sr_cli.weights import read_metadata
+    from sr_cli.metadata import read_metadata
 
     try:
         return read_metadata(path).get("options") or {}

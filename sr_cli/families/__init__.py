@@ -1,9 +1,11 @@
 """Model families: each module is one family's home (its registry entries and its foreign checkpoint layouts).
 
-A family module holds ``SPECS`` (its ``ModelSpec``s, whose tile overlap is the module's own receptive radius) and
-``LAYOUTS`` (detectors that recognise its official checkpoints and convert them to srtool's names and range).
-Its published weights are the catalogue entries (``data/catalogue.json``) whose architecture is one of its names.
-``models/`` stays pure torch. Adding a family: a module in ``models/``, a module here, a line in ``FAMILIES``.
+A family module holds ``SPECS`` (its ``ModelSpec``s, whose tile overlap is the module's own receptive radius, a
+formula here) and ``LAYOUTS`` (detectors that recognise its official checkpoints and convert them to srtool's names
+and range). Its published weights are the catalogue entries (``data/catalogue.json``) whose architecture is one of
+its names. ``models/`` stays pure torch, and this package imports none: builders import their network when called,
+so listing the registry (``srtool models``) loads no torch. Adding a family: a module in ``models/``, a module here,
+a line in ``FAMILIES``.
 """
 
 from __future__ import annotations

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import re
 
+from sr_cli.constants import SCALES
 from sr_cli.errors import WeightsError
 from sr_cli.families.layouts import Detector, Found, State, count, info
-from sr_cli.models.blocks import SCALES
-from sr_cli.models.compact import SRVGGNetCompact
-from sr_cli.models.rrdbnet import VGGStyleDiscriminator
-from sr_cli.modelspec import ModelSpec
+from sr_cli.modelspec import ModelSpec, lazy
+
+
+def compact_radius(num_conv: int = 32) -> int:
+    """SRVGGNetCompact's radius in LR pixels at every scale: ``num_conv + 2`` 3×3 convolutions, all at LR (the
+    shuffle and the nearest skip reach no further than the pixel itself)."""
+    return num_conv + 2
 
 
 def _compact(state: State) -> Found:
@@ -41,8 +45,8 @@ def _compact(state: State) -> Found:
 
 SPECS = [
     ModelSpec("compact", "SRVGGNetCompact, Real-ESRGAN's real-world compact model",
-              lambda s, **k: SRVGGNetCompact(s, **k), "rgb",
-              lambda s, num_conv=32, **_: SRVGGNetCompact.receptive_radius(num_conv),
-              discriminator=lambda: VGGStyleDiscriminator()),
+              lazy("sr_cli.models.compact", "SRVGGNetCompact"), "rgb",
+              lambda s, num_conv=32, **_: compact_radius(num_conv),
+              discriminator=lazy("sr_cli.models.rrdbnet", "VGGStyleDiscriminator")),
 ]
 LAYOUTS: list[Detector] = [_compact]

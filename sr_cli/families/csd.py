@@ -1,4 +1,5 @@
-"""The CSD family (Wang 2021): width-switchable EDSR (32×256); the student is its width-0.25 slice.
+"""The CSD family (Wang 2021): width-switchable EDSR (32×256); the student is its width-0.25 slice. At every width
+its radius is EDSR's.
 
 Foreign layout: the official CSD code's EDSR (``model/edsr.py``): head, body.N.conv{1,2}, body_conv,
 upsampler.blocks.J, tail_conv, on [0, 255] (converted to [0, 1], see ``layouts``).
@@ -6,17 +7,22 @@ upsampler.blocks.J, tail_conv, on [0, 255] (converted to [0, 1], see ``layouts``
 
 from __future__ import annotations
 
-from torch import nn
+from typing import TYPE_CHECKING
 
 from sr_cli.errors import UsageError
+from sr_cli.families.edsr import edsr_radius
 from sr_cli.families.layouts import Detector, Found, State, edsr_shape, info, unit_range
-from sr_cli.models.csd import CSDEDSR
 from sr_cli.modelspec import ModelSpec
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 def _build(scale: int, width: float = 0.25, n_blocks: int = 32, n_feats: int = 256, sliced: bool = True) -> nn.Module:
     """The CSD network at ``width``: ``sliced`` holds only the width's channels (an exported student),
     otherwise all ``n_feats`` channels with the width switched on (a teacher checkpoint run narrower)."""
+    from sr_cli.models.csd import CSDEDSR
+
     if not 0 < width <= 1:
         raise UsageError(f"--width must be in (0, 1], got {width}")
     if sliced:
@@ -42,7 +48,7 @@ def _csd(state: State) -> Found:
 
 SPECS = [
     ModelSpec("csd", "CSD width-switchable EDSR (32 x 256; student = width 0.25) (Wang 2021)", _build, "rgb",
-              lambda s, n_blocks=32, **_: CSDEDSR.receptive_radius(s, n_blocks), paper_params={4: 2_700_000},
+              lambda s, n_blocks=32, **_: edsr_radius(s, n_blocks), paper_params={4: 2_700_000},
               paper_params_tolerance=0.05, options={"width": 0.25}),
 ]
 LAYOUTS: list[Detector] = [_csd]

@@ -8,9 +8,9 @@ EDSR-PyTorch's. Both are converted to [0, 1] (see ``layouts``).
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-from torch import nn
-
+from sr_cli.constants import SCALES
 from sr_cli.errors import WeightsError
 from sr_cli.families.layouts import (
     Detector,
@@ -27,12 +27,29 @@ from sr_cli.families.layouts import (
     shuffle_scale,
     unit_range,
 )
-from sr_cli.models.blocks import SCALES
-from sr_cli.models.edsr import EDSR, MDSR
-from sr_cli.modelspec import ModelSpec
+from sr_cli.modelspec import ModelSpec, lazy
+from sr_cli.upsampling import stage_factors, upsampling_radius
+
+if TYPE_CHECKING:
+    from torch import nn
+
+
+def edsr_radius(scale: int, n_blocks: int = 16) -> int:
+    """EDSR's radius in LR pixels: head (1) + 2·n_blocks + body conv (1) + upsampler convs + tail conv at HR."""
+    factors = stage_factors(scale)
+    return upsampling_radius([1 + 2 * n_blocks + 1 + 1] + [1] * len(factors), factors)
+
+
+def mdsr_radius(scale: int, n_blocks: int = 80) -> int:
+    """MDSR's radius in LR pixels: head (1) + pre-processing 4 × 5×5 (8) + 2·n_blocks + body conv + upsampler +
+    tail."""
+    factors = stage_factors(scale)
+    return upsampling_radius([1 + 8 + 2 * n_blocks + 1 + 1] + [1] * len(factors), factors)
 
 
 def _mdsr_build(scale: int, n_blocks: int = 80, n_feats: int = 64) -> nn.Module:
+    from sr_cli.models.edsr import MDSR
+
     net = MDSR(n_blocks=n_blocks, n_feats=n_feats, scales=SCALES)
     net.set_scale(scale)
     return net
@@ -97,16 +114,18 @@ def _basicsr_edsr(state: State) -> Found:
                         f"{layout} {n_blocks}x{n_feats} x{scale}, img_range 255")
 
 
+_EDSR = lazy("sr_cli.models.edsr", "EDSR")
+
 SPECS = [
-    ModelSpec("edsr", "EDSR baseline, 16 blocks x 64 features (Lim 2017)", lambda s, **k: EDSR(s, **k), "rgb",
-              lambda s, n_blocks=16, **_: EDSR.receptive_radius(s, n_blocks),
+    ModelSpec("edsr", "EDSR baseline, 16 blocks x 64 features (Lim 2017)", _EDSR, "rgb",
+              lambda s, n_blocks=16, **_: edsr_radius(s, n_blocks),
               paper_params={2: 1_370_000, 3: 1_550_000, 4: 1_520_000}, paper_params_tolerance=0.01),
     ModelSpec("edsr-large", "EDSR, 32 blocks x 256 features, residual scaling 0.1 (Lim 2017)",
-              lambda s, **k: EDSR(s, **k), "rgb", lambda s, n_blocks=32, **_: EDSR.receptive_radius(s, n_blocks),
+              _EDSR, "rgb", lambda s, n_blocks=32, **_: edsr_radius(s, n_blocks),
               paper_params={2: 40_700_000, 3: 43_700_000, 4: 43_100_000}, paper_params_tolerance=0.01,
               options={"n_blocks": 32, "n_feats": 256, "res_scale": 0.1}),
     ModelSpec("mdsr", "MDSR, one model for x2/x3/x4, 80 shared blocks (Lim 2017)", _mdsr_build, "rgb",
-              lambda s, n_blocks=80, **_: MDSR.receptive_radius(s, n_blocks), paper_params={4: 8_000_000},
+              lambda s, n_blocks=80, **_: mdsr_radius(s, n_blocks), paper_params={4: 8_000_000},
               paper_params_tolerance=0.02, multi_scale=True),
 ]
 LAYOUTS: list[Detector] = [_mdsr, _edsr_pytorch, _basicsr_edsr]

@@ -22,14 +22,29 @@ from sr_cli.families.layouts import (
     info,
     rename,
 )
-from sr_cli.models.rrdbnet import RRDBNet, VGGStyleDiscriminator
-from sr_cli.modelspec import ModelSpec
+from sr_cli.modelspec import ModelSpec, lazy
+from sr_cli.upsampling import stage_factors, upsampling_radius
+
+
+def rrdbnet_radius(scale: int, num_block: int = 23, unshuffle: int = 1) -> int:
+    """RRDBNet's radius in LR pixels: conv_first + 15 per RRDB + conv_body, then conv_up per stage and
+    conv_hr + conv_last at HR.
+
+    Unshuffled by ``u`` (= the first stage's factor, which brings the cells back to the LR grid): a pixel's
+    cell of ``u`` pixels, ``r0`` cells of LR convolutions and a radius ``r1`` after the first stage reach
+    ``u·r0 + r1 + u - 1`` pixels.
+    """
+    factors = stage_factors(scale * unshuffle)
+    radii = [1 + 15 * num_block + 1] + [1] * (len(factors) - 1) + [3]
+    if unshuffle == 1:
+        return upsampling_radius(radii, factors)
+    return unshuffle * radii[0] + upsampling_radius(radii[1:], factors[1:]) + unshuffle - 1
 
 
 def _radius(scale: int, num_block: int = 23, unshuffle: int = 1, **_: object) -> int:
     """The module's radius, rounded up to a multiple of ``unshuffle``: windows then start on whole cells (one at
     an odd offset cuts other 2×2 cells than the untiled run does)."""
-    radius = RRDBNet.receptive_radius(scale, num_block, unshuffle)
+    radius = rrdbnet_radius(scale, num_block, unshuffle)
     return -(-radius // unshuffle) * unshuffle
 
 
@@ -101,7 +116,7 @@ def _esrgan_old(state: State) -> Found:
 
 SPECS = [
     ModelSpec("esrgan", "ESRGAN RRDBNet, 23 RRDB x 64 features, growth 32 (Wang 2018)",
-              lambda s, **k: RRDBNet(s, **k), "rgb", _radius, paper_params={4: 16_700_000},
-              paper_params_tolerance=0.01, discriminator=lambda: VGGStyleDiscriminator()),
+              lazy("sr_cli.models.rrdbnet", "RRDBNet"), "rgb", _radius, paper_params={4: 16_700_000},
+              paper_params_tolerance=0.01, discriminator=lazy("sr_cli.models.rrdbnet", "VGGStyleDiscriminator")),
 ]
 LAYOUTS: list[Detector] = [_basicsr_rrdb, _esrgan, _esrgan_old]

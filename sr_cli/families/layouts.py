@@ -8,20 +8,23 @@ Range: EDSR-PyTorch and CSD train on [0, rgb_range] (255; read from the mean shi
 ``(x - mean)`` by ``img_range`` 255 inside the network; srtool runs on [0, 1]. These networks are convolutions,
 ReLUs, pixel shuffles, residual sums and constant scalings, so ``f(c·x; W, c·b) = c·f(x; W, b)`` for ``c > 0``:
 dividing every bias (mean shifts included) by the range, weights unchanged, gives ``out(x/255)·255 = official(x)``.
+
+Torch is imported where tensors are made: the registry imports the families, and listing it needs no torch.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
+from sr_cli.constants import DIV2K_MEAN
 from sr_cli.errors import WeightsError
-from sr_cli.models.blocks import DIV2K_MEAN
 
-State = dict[str, torch.Tensor]
+if TYPE_CHECKING:
+    import torch
+
+State = dict[str, "torch.Tensor"]
 Info = dict[str, Any]
 Found = tuple[State, Info] | None
 Detector = Callable[[State], Found]
@@ -70,6 +73,8 @@ def rename(state: State, rules: list[tuple[str, str]], layout: str) -> State:
 
 def mean_shifts() -> State:
     """srtool's default mean shifts on [0, 1] (DIV2K mean, identity weights)."""
+    import torch
+
     eye = torch.eye(3).view(3, 3, 1, 1)
     mean = torch.tensor(DIV2K_MEAN)
     return {"sub_mean.weight": eye.clone(), "sub_mean.bias": -mean, "add_mean.weight": eye, "add_mean.bias": mean}
@@ -78,6 +83,8 @@ def mean_shifts() -> State:
 def unit_range(state: State, layout: str) -> tuple[State, int]:
     """``state`` converted from its rgb_range (read from ``add_mean.bias``; EDSR-PyTorch's 255 with its default
     mean shifts when the file has none) to [0, 1], and that range."""
+    import torch
+
     if "add_mean.bias" not in state:
         return {**divide_biases(state, 255), **mean_shifts()}, 255
     bias = state["add_mean.bias"].double()

@@ -5,9 +5,8 @@ Foreign layout: BasicSR MSRResNet (``basicsr/archs/srresnet_arch.py``), its own 
 
 from __future__ import annotations
 
-from typing import Any
-
-from torch import nn
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from sr_cli.errors import UsageError
 from sr_cli.families.layouts import (
@@ -19,24 +18,46 @@ from sr_cli.families.layouts import (
     info,
     shuffle_scale,
 )
-from sr_cli.models.msrresnet import MSRResNet
-from sr_cli.models.srresnet import SRGANDiscriminator, SRResNet
-from sr_cli.modelspec import ModelSpec
+from sr_cli.modelspec import ModelSpec, lazy
+from sr_cli.upsampling import stage_factors, upsampling_radius
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
-def _variant(variant: str) -> type[SRResNet] | type[MSRResNet]:
-    if variant not in ("paper", "basicsr"):
+def srresnet_radius(scale: int, n_blocks: int = 16) -> int:
+    """SRResNet's radius in LR pixels: conv9 (4) + 2·n_blocks + conv3 + upsampler convs + conv9 at HR."""
+    factors = stage_factors(scale)
+    return upsampling_radius([4 + 2 * n_blocks + 1 + 1] + [1] * (len(factors) - 1) + [4], factors)
+
+
+def msrresnet_radius(scale: int, n_blocks: int = 16) -> int:
+    """MSRResNet's radius in LR pixels: head (1) + 2·n_blocks + first upsampler conv, later stages' convs, two HR
+    convs."""
+    factors = stage_factors(scale)
+    return upsampling_radius([1 + 2 * n_blocks + 1] + [1] * (len(factors) - 1) + [2], factors)
+
+
+# variant: (network builder, its radius)
+_VARIANTS: dict[str, tuple[Callable[..., nn.Module], Callable[[int, int], int]]] = {
+    "paper": (lazy("sr_cli.models.srresnet", "SRResNet"), srresnet_radius),
+    "basicsr": (lazy("sr_cli.models.msrresnet", "MSRResNet"), msrresnet_radius),
+}
+
+
+def _variant(variant: str) -> tuple[Callable[..., nn.Module], Callable[[int, int], int]]:
+    if variant not in _VARIANTS:
         raise UsageError(f"unknown srresnet variant {variant!r}: paper or basicsr")
-    return SRResNet if variant == "paper" else MSRResNet
+    return _VARIANTS[variant]
 
 
 def _build(scale: int, variant: str = "paper", **options: Any) -> nn.Module:
     """The paper's SRResNet, or with ``variant="basicsr"`` BasicSR's MSRResNet (what its checkpoints hold)."""
-    return _variant(variant)(scale, **options)
+    return _variant(variant)[0](scale, **options)
 
 
 def _radius(scale: int, variant: str = "paper", n_blocks: int = 16, **_: Any) -> int:
-    return _variant(variant).receptive_radius(scale, n_blocks)
+    return _variant(variant)[1](scale, n_blocks)
 
 
 def _msrresnet(state: State) -> Found:
@@ -57,6 +78,6 @@ def _msrresnet(state: State) -> Found:
 SPECS = [
     ModelSpec("srresnet", "SRResNet, 16 residual blocks, batch norm switchable (Ledig 2017)", _build, "rgb",
               _radius, paper_params={4: 1_500_000}, paper_params_tolerance=0.05,
-              discriminator=lambda: SRGANDiscriminator()),
+              discriminator=lazy("sr_cli.models.srresnet", "SRGANDiscriminator")),
 ]
 LAYOUTS: list[Detector] = [_msrresnet]

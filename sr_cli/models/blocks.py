@@ -12,20 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-SCALES = (2, 3, 4)
-DIV2K_MEAN = (0.4488, 0.4371, 0.4040)  # EDSR's RGB mean shift, on [0, 1]
-
-
-def check_scale(scale: int, scales: Sequence[int] = SCALES) -> None:
-    """Raise ValueError unless ``scale`` is one of ``scales``."""
-    if scale not in scales:
-        raise ValueError(f"unsupported scale {scale}: expected one of {tuple(scales)}")
-
-
-def stage_factors(scale: int) -> list[int]:
-    """The upsampling stages for ``scale``: one ×3 stage, or ×2 stages (two for ×4, as in the papers)."""
-    check_scale(scale)
-    return [3] if scale == 3 else [2] * int(math.log2(scale))
+from sr_cli.upsampling import stage_factors
 
 
 def conv(in_channels: int, out_channels: int, kernel_size: int, bias: bool = True, stride: int = 1) -> nn.Conv2d:
@@ -43,19 +30,6 @@ def scaled_kaiming_(modules: Sequence[nn.Module], scale: float) -> None:
         nn.init.normal_(module.weight, std=scale * math.sqrt(2 / fan_in))
         if module.bias is not None:
             nn.init.zeros_(module.bias)
-
-
-def upsampling_radius(radii: Sequence[int], factors: Sequence[int]) -> int:
-    """Receptive-field radius in LR pixels of a network that upsamples by ``factors`` in turn.
-
-    ``radii[i]`` is the summed radius (``k // 2``) of the convolutions run at resolution ``i`` (0 = LR);
-    ``factors[i]`` is the nearest/sub-pixel upsampling from resolution ``i`` to ``i + 1``. A radius ``r`` at
-    a resolution ``f`` times finer reaches ``ceil(r / f)`` pixels beyond a tile's edge at the coarser one.
-    """
-    radius = radii[-1]
-    for r, f in zip(reversed(radii[:-1]), reversed(factors), strict=True):
-        radius = -(-radius // f) + r
-    return radius
 
 
 class MeanShift(nn.Module):

@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sr_cli.models.blocks import check_scale, conv
+from sr_cli.models.blocks import conv
+from sr_cli.upsampling import check_scale
 
 
 class SRVGGNetCompact(nn.Module):
@@ -32,9 +33,3 @@ class SRVGGNetCompact(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.upsampler(self.body(x)) + F.interpolate(x, scale_factor=self.scale, mode="nearest")
-
-    @staticmethod
-    def receptive_radius(num_conv: int = 32) -> int:
-        """Radius in LR pixels at every scale: ``num_conv + 2`` 3×3 convolutions, all at LR (the shuffle and the
-        nearest skip reach no further than the pixel itself)."""
-        return num_conv + 2

@@ -11,7 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sr_cli.models.blocks import DIV2K_MEAN, MeanShift, check_scale, stage_factors, upsampling_radius
+from sr_cli.constants import DIV2K_MEAN
+from sr_cli.models.blocks import MeanShift
+from sr_cli.upsampling import check_scale, stage_factors
 
 _MEAN_SHIFT = ("sub_mean.weight", "sub_mean.bias", "add_mean.weight", "add_mean.bias")
 
@@ -101,12 +103,6 @@ class CSDEDSR(nn.Module):
     def active_params(self, width: float) -> int:
         """Parameters used at ``width`` (those of the dense EDSR it equals; mean shifts excluded)."""
         return sum(v.numel() for k, v in _sliced_views(self.state_dict(), width).items() if k not in _MEAN_SHIFT)
-
-    @staticmethod
-    def receptive_radius(scale: int, n_blocks: int = 32) -> int:
-        """Radius in LR pixels, as EDSR's: head (1) + 2·n_blocks + body conv + upsampler convs + tail conv."""
-        factors = stage_factors(scale)
-        return upsampling_radius([1 + 2 * n_blocks + 1 + 1] + [1] * len(factors), factors)
 
 
 def slice_state_dict(csd_state: dict[str, torch.Tensor], width: float) -> dict[str, torch.Tensor]:

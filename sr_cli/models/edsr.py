@@ -11,8 +11,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from sr_cli.models.blocks import (DIV2K_MEAN, MeanShift, ResBlock, Upsampler, check_scale, conv, stage_factors,
-                                  upsampling_radius)
+from sr_cli.constants import DIV2K_MEAN
+from sr_cli.models.blocks import MeanShift, ResBlock, Upsampler, conv
+from sr_cli.upsampling import check_scale
 
 
 def _relu() -> nn.Module:
@@ -44,12 +45,6 @@ class EDSR(nn.Module):
         x = self.head(self.sub_mean(x))
         x = x + self.body(x)
         return self.add_mean(self.tail(x))
-
-    @staticmethod
-    def receptive_radius(scale: int, n_blocks: int = 16) -> int:
-        """Radius in LR pixels: head (1) + 2·n_blocks + body conv (1) + upsampler convs + tail conv at HR."""
-        factors = stage_factors(scale)
-        return upsampling_radius([1 + 2 * n_blocks + 1 + 1] + [1] * len(factors), factors)
 
 
 class MDSR(nn.Module):
@@ -88,9 +83,3 @@ class MDSR(nn.Module):
         x = x + self.body(x)
         x = self.upsample[self.scale_idx](x)
         return self.add_mean(self.tail(x))
-
-    @staticmethod
-    def receptive_radius(scale: int, n_blocks: int = 80) -> int:
-        """Radius in LR pixels: head (1) + pre-processing 4 × 5×5 (8) + 2·n_blocks + body conv + upsampler + tail."""
-        factors = stage_factors(scale)
-        return upsampling_radius([1 + 8 + 2 * n_blocks + 1 + 1] + [1] * len(factors), factors)

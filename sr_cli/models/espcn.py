@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sr_cli.models.blocks import check_scale, conv
+from sr_cli.models.blocks import conv
+from sr_cli.upsampling import check_scale
 
 
 class _Tanh(nn.Module):
@@ -30,9 +31,3 @@ class ESPCN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.last_part(self.first_part(x))
-
-    @staticmethod
-    def receptive_radius(scale: int) -> int:
-        """Radius in LR pixels: 2 + 1 + 1 (all convolutions run at LR; the shuffle adds nothing)."""
-        check_scale(scale)
-        return 4

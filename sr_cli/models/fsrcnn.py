@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sr_cli.models.blocks import check_scale, conv
+from sr_cli.models.blocks import conv
+from sr_cli.upsampling import check_scale
 
 _DECONV = 9  # deconvolution kernel size
 _PAD = _DECONV // 2
@@ -78,12 +79,3 @@ class FSRCNN(nn.Module):
         weight, left, right = subpixel_form(deconv.weight, scale, _PAD)
         bias = deconv.bias.repeat_interleave(scale * scale) if deconv.bias is not None else None
         return F.pixel_shuffle(F.conv2d(F.pad(features, (left, right, left, right)), weight, bias), scale)
-
-    @staticmethod
-    def receptive_radius(scale: int, m: int = 4) -> int:
-        """Radius in LR pixels: conv5 (2) + m conv3, plus the deconvolution's reach beyond a tile's edge.
-
-        HR pixel ``Y`` reads LR pixels ``x`` with ``|Y - scale·x| <= 4``: past the right edge of a tile that is
-        ``floor(3 / scale) + 1`` pixels, past the left edge ``floor(4 / scale)``.
-        """
-        return 2 + m + max(_PAD // scale, (_PAD - 1) // scale + 1)

@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sr_cli.models.blocks import check_scale, conv, scaled_kaiming_, stage_factors, upsampling_radius
+from sr_cli.models.blocks import conv, scaled_kaiming_
+from sr_cli.upsampling import check_scale, stage_factors
 
 
 class _ResBlockNoBN(nn.Module):
@@ -50,9 +51,3 @@ class MSRResNet(nn.Module):
             out = F.leaky_relu(F.pixel_shuffle(getattr(self, f"upconv{i}")(out), f), 0.1)
         out = self.conv_last(F.leaky_relu(self.conv_hr(out), 0.1))
         return out + F.interpolate(x, scale_factor=self.scale, mode="bilinear", align_corners=False)
-
-    @staticmethod
-    def receptive_radius(scale: int, n_blocks: int = 16) -> int:
-        """Radius in LR pixels: head (1) + 2·n_blocks + first upsampler conv, later stages' convs, two HR convs."""
-        factors = stage_factors(scale)
-        return upsampling_radius([1 + 2 * n_blocks + 1] + [1] * (len(factors) - 1) + [2], factors)

@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sr_cli.models.blocks import check_scale, conv, scaled_kaiming_, stage_factors, upsampling_radius
+from sr_cli.models.blocks import conv, scaled_kaiming_
+from sr_cli.upsampling import check_scale, stage_factors
 
 
 def _lrelu() -> nn.Module:
@@ -91,21 +92,6 @@ class RRDBNet(nn.Module):
             feat = self.lrelu(layer(F.interpolate(feat, scale_factor=factor, mode="nearest")))
         out = self.conv_last(self.lrelu(self.conv_hr(feat)))
         return out[..., :h * self.scale, :w * self.scale] if self.unshuffle > 1 else out
-
-    @staticmethod
-    def receptive_radius(scale: int, num_block: int = 23, unshuffle: int = 1) -> int:
-        """Radius in LR pixels: conv_first + 15 per RRDB + conv_body, then conv_up per stage and
-        conv_hr + conv_last at HR.
-
-        Unshuffled by ``u`` (= the first stage's factor, which brings the cells back to the LR grid): a pixel's
-        cell of ``u`` pixels, ``r0`` cells of LR convolutions and a radius ``r1`` after the first stage reach
-        ``u·r0 + r1 + u - 1`` pixels.
-        """
-        factors = stage_factors(scale * unshuffle)
-        radii = [1 + 15 * num_block + 1] + [1] * (len(factors) - 1) + [3]
-        if unshuffle == 1:
-            return upsampling_radius(radii, factors)
-        return unshuffle * radii[0] + upsampling_radius(radii[1:], factors[1:]) + unshuffle - 1
 
 
 class VGGStyleDiscriminator(nn.Module):

@@ -24,8 +24,3 @@ class SRCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv3(self.relu(self.conv2(self.relu(self.conv1(x)))))
-
-    @staticmethod
-    def receptive_radius() -> int:
-        """Receptive-field radius in (upsampled) HR pixels: 4 + 0 + 2, before the bicubic support."""
-        return 6

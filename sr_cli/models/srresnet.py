@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sr_cli.models.blocks import ResBlock, Upsampler, conv, stage_factors, upsampling_radius
+from sr_cli.models.blocks import ResBlock, Upsampler, conv
 
 
 class SRResNet(nn.Module):
@@ -31,12 +31,6 @@ class SRResNet(nn.Module):
         x = self.head(x)
         x = x + self.fuse(self.body(x))
         return self.tail(self.upsampler(x))
-
-    @staticmethod
-    def receptive_radius(scale: int, n_blocks: int = 16) -> int:
-        """Radius in LR pixels: conv9 (4) + 2·n_blocks + conv3 + upsampler convs + conv9 at HR."""
-        factors = stage_factors(scale)
-        return upsampling_radius([4 + 2 * n_blocks + 1 + 1] + [1] * (len(factors) - 1) + [4], factors)
 
 
 class SRGANDiscriminator(nn.Module):
