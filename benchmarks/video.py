@@ -32,7 +32,7 @@ from sr_cli.video.probe import Colour
 from sr_cli.video.reader import SWS_FLAGS
 from sr_cli.weights import save_weights
 
-CASES = ["espcn:2:640x360:24", "espcn:2:1280x720:12", "compact:4:640x360:3", "compact:4:1280x720:2"]
+CASES = ["espcn:2:640x360:96", "espcn:2:1280x720:24", "compact:4:640x360:4", "compact:4:1280x720:2"]
 
 
 def make_clip(path: Path, size: tuple[int, int], frames: int) -> np.ndarray:

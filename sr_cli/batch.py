@@ -8,12 +8,13 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sr_cli.engine import Progress
-from sr_cli.errors import InputError, OutputError, UsageError
-from sr_cli.images import FORMATS, SUPPORTED_SUFFIXES, Picture, read_image
+from sr_cli.errors import EXIT_OK, InputError, OutputError, SrtoolError, UsageError
+from sr_cli.images import FORMATS, SUPPORTED_SUFFIXES, Picture, read_image, write_image
 from sr_cli.pipeline import Upscaler
-from sr_cli.sizing import OutputSize, resize_picture
+from sr_cli.sizing import FILTER, OutputSize, resize_picture
 
 
 @dataclass(frozen=True)
@@ -189,3 +190,37 @@ def read_and_upscale(models: ModelAtScales, job: Job, *, overwrite: bool, max_pi
         pixels, resized_from = resize_picture(pixels, picture.bit_depth, size), (w * scale, h * scale)
     return Result(Picture(pixels, picture.bit_depth, picture.icc, picture.exif, picture.source_format, picture.notes),
                   scale, resized_from)
+
+
+def done_entry(job: Job, result: Result) -> dict[str, Any]:
+    """The report entry (``--json``) of a picture written."""
+    picture = result.picture
+    h, w = picture.pixels.shape[:2]
+    resized = None if result.resized_from is None else {"from": list(result.resized_from), "filter": FILTER}
+    return {"input": str(job.source), "output": str(job.target), "status": "ok", "size": [w, h],
+            "model_scale": result.scale, "resized": resized, "bit_depth": picture.bit_depth,
+            "warnings": list(picture.notes)}
+
+
+def skipped_entry(job: Job) -> dict[str, Any]:
+    """The report entry of an input whose output exists (``--skip-existing``)."""
+    return {"input": str(job.source), "output": str(job.target), "status": "skipped"}
+
+
+def error_entry(source: str, err: SrtoolError) -> dict[str, Any]:
+    """The report entry of an input that failed."""
+    return {"input": source, "status": "error", "error": str(err)}
+
+
+def upscale_file(models: ModelAtScales, job: Job, *, overwrite: bool, skip_existing: bool, max_pixels: int,
+                 quality: int) -> tuple[dict[str, Any], int]:
+    """One job start to finish, as the local batch does it (less its writer thread): its report entry and exit
+    code (0 when written or skipped). A Ray worker's unit of work."""
+    try:
+        if skip_existing and output_exists(job):
+            return skipped_entry(job), EXIT_OK
+        result = read_and_upscale(models, job, overwrite=overwrite, max_pixels=max_pixels)
+        write_image(result.picture, job.target, overwrite=overwrite, quality=quality)
+    except SrtoolError as err:
+        return error_entry(str(job.source), err), err.exit_code
+    return done_entry(job, result), EXIT_OK

@@ -163,3 +163,15 @@ def test_rate_and_eta_from_the_first_unit() -> None:
     bar.update(task_id, completed=20, at=110.0)
     now[0] = 151.0
     assert str(RateColumn().render(task)) == "2 blocks/s"
+    resumed = bar.add_task("clip.mp4", total=100, completed=40, base=40, unit="frames")  # 40 reused frames
+    bar.update(resumed, completed=50, at=now[0] + 5)
+    assert (str(RateColumn().render(bar.tasks[1])), str(EtaColumn().render(bar.tasks[1]))) == ("2 frames/s", "0:00:25")
+
+
+def test_a_newline_in_a_file_name_keeps_every_message_one_line(tmp_path: Path) -> None:
+    src = _picture(tmp_path / "a\nb.png")
+    code, _, err = srtool(*X2, str(src), "-o", str(tmp_path / "out") + "/")
+    assert (code, err) == (0, f"srtool: wrote {tmp_path}/out/a\\nb_bicubic_x2.png (bicubic x2)\n")
+    (tmp_path / "c\n.png").write_bytes(b"not a picture")
+    code, _, err = srtool(*X2, str(tmp_path / "c\n.png"))
+    assert code == 3 and err == f"srtool: error: {tmp_path}/c\\n.png: not a PNG, JPEG, WebP, BMP or TIFF image\n"

@@ -47,6 +47,16 @@ MaxMemoryOpt = Annotated[str, typer.Option(
     "--max-memory", help="Peak memory of the run, not counting the output picture (held as 8/16-bit): 1.5G, 800M, "
                          "... Pictures are upscaled in blocks that fit; more memory, fewer blocks (each block "
                          "recomputes its model's receptive field at its edges).")]
+RayOpt = Annotated[bool, typer.Option(
+    "--ray", help="Run on a Ray cluster (pip install \"srtool\\[ray]\"): the one --ray-address or RAY_ADDRESS names, "
+                  "else a local Ray runtime on this machine. Inputs, outputs and the weights must sit on a file system "
+                  "every node shares.")]
+RayAddressOpt = Annotated[str | None, typer.Option(
+    "--ray-address", help="The Ray cluster, HOST:PORT of its head (implies --ray). Default: $RAY_ADDRESS.",
+    show_default=False)]
+RayCpusOpt = Annotated[int, typer.Option(
+    "--ray-cpus", min=1, help="On a cluster without GPUs, CPU cores per Ray worker (at most a node's), each worker "
+                              "holding the model once; with GPUs, one worker per GPU.")]
 WidthOpt = Annotated[float | None, typer.Option(
     "--width", help="CSD width fraction in (0, 1] (csd only; a full-width CSD file runs narrower).",
     show_default=False)]
@@ -77,14 +87,19 @@ def interactive() -> bool:
     return sys.stdout.isatty()
 
 
+def one_line(text: str) -> str:
+    """``text`` with control characters (a newline in a file name) written as escapes: a message stays one line."""
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
+
+
 def error(message: str) -> None:
     """Print one error line on stderr."""
-    err_console.print(f"[red]srtool: error:[/red] {escape(message)}", soft_wrap=True)
+    err_console.print(f"[red]srtool: error:[/red] {escape(one_line(message))}", soft_wrap=True)
 
 
 def warn(message: str) -> None:
     """Print one warning line on stderr."""
-    err_console.print(f"[yellow]srtool: warning:[/yellow] {escape(message)}", soft_wrap=True)
+    err_console.print(f"[yellow]srtool: warning:[/yellow] {escape(one_line(message))}", soft_wrap=True)
 
 
 def print_json(doc: Any) -> None:

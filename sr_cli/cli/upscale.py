@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import collections
+import contextlib
+import functools
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
@@ -26,6 +29,9 @@ from sr_cli.cli.common import (
     MaxMemoryOpt,
     OfflineOpt,
     PrecisionOpt,
+    RayAddressOpt,
+    RayCpusOpt,
+    RayOpt,
     TileOpt,
     WidthOpt,
     choose_model,
@@ -33,6 +39,7 @@ from sr_cli.cli.common import (
     error,
     interactive,
     model_options,
+    one_line,
     out_console,
     parse_tile,
     print_json,
@@ -43,7 +50,8 @@ from sr_cli.cli.common import (
 from sr_cli.errors import EXIT_FAILED, EXIT_OK, SrtoolError, UsageError
 
 if TYPE_CHECKING:
-    from sr_cli.batch import Job, Result
+    from sr_cli.batch import Job, ModelAtScales, Result
+    from sr_cli.cluster import Pool
     from sr_cli.sizing import OutputSize
 
 EXAMPLE = "butterfly.png"
@@ -107,6 +115,9 @@ def upscale(
     example: Annotated[bool, typer.Option("--example", help="Upscale the embedded example picture "
                                           f"({EXAMPLE}).")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON report on stdout.")] = False,
+    use_ray: RayOpt = False,
+    ray_address: RayAddressOpt = None,
+    ray_cpus: RayCpusOpt = 4,
 ) -> None:
     """Upscale images (default: --model {model} --scale {scale}, or what --weights holds); a batch goes on past a
     bad file."""
@@ -114,19 +125,22 @@ def upscale(
         from sr_cli.batch import (  # torch
             ModelAtScales,
             Naming,
+            error_entry,
             expand_inputs,
-            output_exists,
             plan_jobs,
             prepare_folder,
-            read_and_upscale,
         )
         from sr_cli.device import select_device
-        from sr_cli.images import write_image
         from sr_cli.memory import parse_size
         from sr_cli.pipeline import Upscaler
         from sr_cli.registry import get_spec, shipped_weights
-        from sr_cli.sizing import FILTER, OutputSize
+        from sr_cli.sizing import OutputSize
 
+        on_ray = use_ray or ray_address is not None
+        if on_ray:
+            from sr_cli.cluster import import_ray
+
+            import_ray()  # not installed: say how, before anything runs
         items = list(inputs or []) + ([str(example_image())] if example else [])
         if not items:
             raise UsageError("no input: name image files, folders or globs, or pass --example")
@@ -146,85 +160,51 @@ def upscale(
             prepare_folder(target)
         for folder in dict.fromkeys(job.target.parent for job in jobs):
             remove_stale(folder)  # what a killed run left half-written
-        options = model_options(spec.name, width)
-
-        def make(at: int) -> Upscaler:
-            return Upscaler(name, at, weights=picked.weights, blend=picked.blend, device=device, precision=precision,
-                            tile=parse_tile(tile), ensemble=ensemble, compile_net=compile_net,
-                            batch_size=batch_size, max_memory=parse_size(max_memory), **options)
-
+        # a partial, not a closure: a Ray worker receives it pickled
+        make = functools.partial(Upscaler, name, weights=picked.weights, blend=picked.blend, device=device,
+                                 precision=precision, tile=parse_tile(tile), ensemble=ensemble,
+                                 compile_net=compile_net, batch_size=batch_size, max_memory=parse_size(max_memory),
+                                 **model_options(spec.name, width))
         free = size.active and scale is None and picked.weights is None  # the model's scale follows each picture
         scales = [s for s in spec.scales if not spec.learned or shipped_weights(spec, s).is_file()] if free else []
         models = ModelAtScales(make, scales or [factor], size)
-        if len(models.scales) == 1:
-            models.get(models.scales[0])  # a model that cannot load fails once, before the batch
-        report, codes = [], []
-        for problem in problems:
-            error(str(problem))
-            codes.append(problem.exit_code)
-            report.append({"input": str(problem).split(":")[0], "status": "error", "error": str(problem)})
-        def failed(job: Job, err: SrtoolError) -> None:
-            error(str(err))
-            codes.append(err.exit_code)
-            report.append({"input": str(job.source), "status": "error", "error": str(err)})
+        report: list[dict[str, Any]] = []
+        codes: list[int] = []
 
-        def settle(job: Job, result: Result, written: Future[None]) -> None:
-            """Report a job once its write has finished."""
-            try:
-                written.result()
-            except SrtoolError as err:
-                failed(job, err)
-                return
-            picture = result.picture
-            for note in picture.notes:
-                warn(note)
-            h, w = picture.pixels.shape[:2]
-            resized = None if result.resized_from is None else {"from": list(result.resized_from), "filter": FILTER}
-            report.append({"input": str(job.source), "output": str(job.target), "status": "ok",
-                           "size": [w, h], "model_scale": result.scale, "resized": resized,
-                           "bit_depth": picture.bit_depth, "warnings": list(picture.notes)})
+        def record(entry: dict[str, Any], code: int) -> None:
+            report.append(entry)
+            if code:
+                codes.append(code)
 
-        # One writer thread: encoding picture k overlaps upscaling picture k + 1; at most one write waits, and
-        # leaving the block (Ctrl-C included) lets it finish.
-        with progress_bar(interactive() and not json_out) as bar, \
-                ThreadPoolExecutor(max_workers=1, thread_name_prefix="srtool-write") as writer:
-            images = bar.add_task("images", total=len(jobs), unit="images")
-            tiles = bar.add_task("tiles", total=None, unit="blocks")
-            pending: list[tuple[Job, Result, Future[None]]] = []  # the write in flight, reported in input order
+        settings = {"overwrite": overwrite, "skip_existing": skip_existing, "max_pixels": max_pixels,
+                    "quality": quality}
+        bar_on = interactive() and not json_out
+        with contextlib.ExitStack() as stack:
+            if on_ray and jobs:
+                from sr_cli import cluster
 
-            def flush() -> None:
-                while pending:
-                    settle(*pending.pop())
-                    bar.update(images, advance=1, at=bar.get_time())
-
-            for job in jobs:
-                bar.reset(tiles, description=f"{job.source.name}")
-                try:
-                    if skip_existing and output_exists(job):
-                        flush()
-                        report.append({"input": str(job.source), "output": str(job.target), "status": "skipped"})
-                        bar.update(images, advance=1, at=bar.get_time())
-                        continue
-                    result = read_and_upscale(models, job, overwrite=overwrite, max_pixels=max_pixels,
-                                              progress=lambda done, total: bar.update(tiles, completed=done,
-                                                                                      total=total,
-                                                                                      at=bar.get_time()))
-                except SrtoolError as err:
-                    flush()
-                    failed(job, err)
-                    bar.update(images, advance=1, at=bar.get_time())
-                    continue
-                written = writer.submit(write_image, result.picture, job.target, overwrite=overwrite,
-                                        quality=quality)
-                flush()
-                pending.append((job, result, written))
-            flush()
+                stack.enter_context(cluster.connect(ray_address))
+                pool = stack.enter_context(cluster.Pool(models, device, ray_cpus, warn))
+                pool.grow(len(jobs))
+                where = pool.describe()["device"]  # a model that cannot load fails once, before the batch
+            else:
+                pool = None
+                if len(models.scales) == 1:
+                    models.get(models.scales[0])  # a model that cannot load fails once, before the batch
+                where = str(select_device(device))
+            for problem in problems:
+                entry = error_entry(str(problem).split(":")[0], problem)
+                _show(entry)
+                record(entry, problem.exit_code)
+            if pool is not None:
+                _run_on_ray(pool, jobs, record, settings, bar_on)
+            else:
+                _run_here(models, jobs, record, bar_on=bar_on, **settings)
         if json_out:
             print_json({"model": spec.name, "scale": None if free else factor,
-                        "output_size": _size_label(size, factor), "device": str(select_device(device)),
-                        "files": report})
+                        "output_size": _size_label(size, factor), "device": where, "files": report})
         elif any(r["status"] != "error" for r in report):
-            line = _summary(report, f"{spec.name} {_size_label(size, factor)}", target)
+            line = one_line(_summary(report, f"{spec.name} {_size_label(size, factor)}", target))
             (out_console.print if interactive() else err_console.print)(line, soft_wrap=True, markup=False,
                                                                         highlight=False)
         if not codes:
@@ -234,6 +214,91 @@ def upscale(
     code = run_command(body)
     if code:
         raise typer.Exit(code)
+
+
+Record = Callable[[dict[str, Any], int], None]  # a job's report entry and exit code (0: written or skipped)
+
+
+def _show(entry: dict[str, Any]) -> None:
+    """An input's error line, or its warnings."""
+    if entry["status"] == "error":
+        error(entry["error"])
+    for note in entry.get("warnings", []):
+        warn(note)
+
+
+def _run_on_ray(pool: Pool, jobs: list[Job], record: Record, settings: dict[str, Any], bar_on: bool) -> None:
+    """The batch on the Ray workers: lines shown as jobs finish, entries recorded in input order."""
+    from sr_cli.cluster import upscale_files
+
+    done: dict[int, tuple[dict[str, Any], int]] = {}
+    with progress_bar(bar_on) as bar:
+        images = bar.add_task("images", total=len(jobs), unit="images")
+        for i, entry, code in upscale_files(pool, jobs, **settings):
+            _show(entry)
+            done[i] = entry, code
+            bar.update(images, advance=1, at=bar.get_time())
+    for i in range(len(jobs)):
+        record(*done[i])
+
+
+def _run_here(models: ModelAtScales, jobs: list[Job], record: Record, *, overwrite: bool, skip_existing: bool,
+              max_pixels: int, quality: int, bar_on: bool) -> None:
+    """The batch in this process, its lines shown and its entries recorded in input order."""
+    from sr_cli.batch import (
+        done_entry,
+        error_entry,
+        output_exists,
+        read_and_upscale,
+        skipped_entry,
+    )
+    from sr_cli.images import write_image
+
+    def report(entry: dict[str, Any], code: int) -> None:
+        _show(entry)
+        record(entry, code)
+
+    def settle(job: Job, result: Result, written: Future[None]) -> None:
+        """Report a job once its write has finished."""
+        try:
+            written.result()
+        except SrtoolError as err:
+            report(error_entry(str(job.source), err), err.exit_code)
+            return
+        report(done_entry(job, result), EXIT_OK)
+
+    # One writer thread: encoding picture k overlaps upscaling picture k + 1; at most one write waits, and
+    # leaving the block (Ctrl-C included) lets it finish.
+    with progress_bar(bar_on) as bar, ThreadPoolExecutor(max_workers=1, thread_name_prefix="srtool-write") as writer:
+        images = bar.add_task("images", total=len(jobs), unit="images")
+        tiles = bar.add_task("tiles", total=None, unit="blocks")
+        pending: list[tuple[Job, Result, Future[None]]] = []  # the write in flight, reported in input order
+
+        def flush() -> None:
+            while pending:
+                settle(*pending.pop())
+                bar.update(images, advance=1, at=bar.get_time())
+
+        for job in jobs:
+            bar.reset(tiles, description=f"{job.source.name}")
+            try:
+                if skip_existing and output_exists(job):
+                    flush()
+                    report(skipped_entry(job), EXIT_OK)
+                    bar.update(images, advance=1, at=bar.get_time())
+                    continue
+                result = read_and_upscale(models, job, overwrite=overwrite, max_pixels=max_pixels,
+                                          progress=lambda done, total: bar.update(tiles, completed=done, total=total,
+                                                                                  at=bar.get_time()))
+            except SrtoolError as err:
+                flush()
+                report(error_entry(str(job.source), err), err.exit_code)
+                bar.update(images, advance=1, at=bar.get_time())
+                continue
+            written = writer.submit(write_image, result.picture, job.target, overwrite=overwrite, quality=quality)
+            flush()
+            pending.append((job, result, written))
+        flush()
 
 
 def _output_format(fmt: str | None) -> str | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 from fractions import Fraction
 from pathlib import Path
@@ -25,6 +27,9 @@ from sr_cli.cli.common import (
     DeviceOpt,
     OfflineOpt,
     PrecisionOpt,
+    RayAddressOpt,
+    RayCpusOpt,
+    RayOpt,
     TileOpt,
     WidthOpt,
     choose_model,
@@ -35,6 +40,7 @@ from sr_cli.cli.common import (
     parse_tile,
     print_json,
     run_command,
+    warn,
 )
 from sr_cli.errors import InputError, UsageError
 from sr_cli.signals import Stopped
@@ -95,8 +101,9 @@ def video(
                                               "ffmpeg encoder.", show_default=False)] = None,
     crf: Annotated[int | None, typer.Option("--crf", help="Quality (lower is better). Default: x264 18, x265 20, "
                                             "VP9 31.", show_default=False)] = None,
-    preset: Annotated[str | None, typer.Option("--preset", help="x264/x265 preset (default medium); VP9 speed "
-                                               "0-8 (default 4).", show_default=False)] = None,
+    preset: Annotated[str | None, typer.Option("--preset", help="x264/x265 preset (default medium; veryfast when "
+                                               "the model runs on the CPU, whose cores the encoder shares); VP9 "
+                                               "speed 0-8 (default 4).", show_default=False)] = None,
     pix_fmt: Annotated[str | None, typer.Option("--pix-fmt", help="Output pixel format. Default: yuv420p, or "
                                                 "yuv444p when the output size is odd; gbrp for ffv1.",
                                                 show_default=False)] = None,
@@ -122,11 +129,15 @@ def video(
     chunk_seconds: Annotated[float, typer.Option("--chunk-seconds", help="Most seconds of work per chunk: a stop "
                                                  "loses at most about this much.", min=0.001)] = 60.0,
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON report on stdout.")] = False,
+    use_ray: RayOpt = False,
+    ray_address: RayAddressOpt = None,
+    ray_cpus: RayCpusOpt = 4,
 ) -> None:
     """Upscale a video: streamed, pipelined, exact frame timing, audio and subtitles copied.
 
-    Under torchrun each rank upscales a contiguous range of frames; rank 0 joins them. Ctrl-C or SIGTERM stops
-    within a second or two (exit 130 or 143), keeping the finished chunks for --resume.
+    Under torchrun each rank upscales a contiguous range of frames; rank 0 joins them. With --ray each chunk is a
+    task on a Ray cluster; this process joins them. Ctrl-C or SIGTERM stops within a second or two (exit 130 or
+    143), keeping the finished chunks for --resume.
     """
     def body() -> None:
         from sr_cli.pipeline import (
@@ -137,6 +148,13 @@ def video(
         from sr_cli.video.dist import rank_and_world
         from sr_cli.video.timing import parse_time
 
+        on_ray = use_ray or ray_address is not None
+        if on_ray:
+            from sr_cli.cluster import import_ray
+
+            import_ray()  # not installed: say how, before anything runs
+            if rank_and_world()[1] > 1:
+                raise UsageError("--ray spreads the job itself: run it without torchrun")
         begin = parse_time(start, "--start") if start else None
         length = parse_time(duration, "--duration") if duration else None
         if length is not None and length <= 0:
@@ -146,33 +164,47 @@ def video(
         picked = choose_model(model, scale, weights, DEFAULT_VIDEO_MODEL, DEFAULT_VIDEO_SCALE, offline=offline,
                               denoise=denoise)
         name, factor = picked.name, picked.scale
-        upscaler = Upscaler(name, factor, weights=picked.weights, blend=picked.blend, device=_device(device),
-                            precision=precision, tile=parse_tile(tile), ensemble=ensemble, compile_net=compile_net,
-                            **model_options(get_spec(name).name, width))
-        upscale = upscaler.upscale_frames
-
-        tag = (f"{upscaler.spec.name} x{factor} weights={picked.weights.resolve() if picked.weights else 'shipped'} "
-               f"blend={picked.blend} "
-               f"{upscaler.dtype} tile={tile} ensemble={ensemble}")
-        request = VideoRequest(source, output, codec, crf, preset, pix_fmt, list(ffmpeg_arg or []), not no_audio,
-                               begin or Fraction(0), length, frames_dir, overwrite, resume, on_error, chunk_frames, batch,
-                               chunk_seconds, upscaler.device.type == "cpu")
+        make = functools.partial(Upscaler, name, weights=picked.weights, blend=picked.blend, precision=precision,
+                                 tile=parse_tile(tile), ensemble=ensemble, compile_net=compile_net,
+                                 **model_options(get_spec(name).name, width))
         rank = rank_and_world()[0]
-        columns = [TextColumn(f"[bold]{source.name}[/bold]"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("frames"), RateColumn(), EtaColumn()]
-        with Progress(*columns, console=err_console, disable=not interactive() or json_out or rank > 0) as bar:
-            task = bar.add_task("frames", total=None, unit="frames")
+        bar_on = interactive() and not json_out and rank == 0  # asked before the Ray block swaps stdout
+        with contextlib.ExitStack() as stack:
+            if on_ray:
+                from sr_cli import cluster
+                from sr_cli.batch import ModelAtScales
+                from sr_cli.sizing import OutputSize
 
-            def progress(done: int, total: int) -> None:
-                if bar.tasks[0].total is None:  # the first call: frames a resumed run reuses are not its speed
-                    bar.reset(task, total=total, completed=done, base=done)
-                bar.update(task, completed=done, at=bar.get_time())
+                stack.enter_context(cluster.connect(ray_address))
+                models = ModelAtScales(functools.partial(make, device=device), [factor], OutputSize())
+                pool = stack.enter_context(cluster.Pool(models, device, ray_cpus, warn))
+                there = pool.describe()  # the first worker's model: its dtype and device
+                model_name, dtype, on_cpu = there["model"], there["dtype"], there["device"].startswith("cpu")
+                upscale, encode = None, cluster.video_encoder(pool)
+            else:
+                upscaler = make(factor, device=_device(device))
+                model_name, dtype, on_cpu = upscaler.spec.name, str(upscaler.dtype), upscaler.device.type == "cpu"
+                upscale, encode = upscaler.upscale_frames, None
+            tag = (f"{model_name} x{factor} weights={picked.weights.resolve() if picked.weights else 'shipped'} "
+                   f"blend={picked.blend} {dtype} tile={tile} ensemble={ensemble}")
+            request = VideoRequest(source, output, codec, crf, preset, pix_fmt, list(ffmpeg_arg or []), not no_audio,
+                                   begin or Fraction(0), length, frames_dir, overwrite, resume, on_error, chunk_frames,
+                                   batch, chunk_seconds, on_cpu)
+            columns = [TextColumn(f"[bold]{source.name}[/bold]"), BarColumn(), MofNCompleteColumn(),
+                       TextColumn("frames"), RateColumn(), EtaColumn()]
+            with Progress(*columns, console=err_console, disable=not bar_on) as bar:
+                task = bar.add_task("frames", total=None, unit="frames")
 
-            try:
-                report = run_video(request, upscale, factor, tag, on_progress=progress)
-            except Stopped as stopped:
-                raise Stopped(stopped.signum, "interrupted: run the same command with --resume to continue from "
-                                              "the finished chunks") from None
+                def progress(done: int, total: int) -> None:
+                    if bar.tasks[0].total is None:  # the first call: frames a resumed run reuses are not its speed
+                        bar.reset(task, total=total, completed=done, base=done)
+                    bar.update(task, completed=done, at=bar.get_time())
+
+                try:
+                    report = run_video(request, upscale, factor, tag, on_progress=progress, encode=encode)
+                except Stopped as stopped:
+                    raise Stopped(stopped.signum, "interrupted: run the same command with --resume to continue "
+                                                  "from the finished chunks") from None
         if json_out:
             print_json(report.to_json())
         elif rank == 0:

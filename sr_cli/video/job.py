@@ -2,13 +2,15 @@
 
 The job always works in chunks (one file per chunk in the work folder, closed after ``chunk_frames`` frames or
 ``chunk_seconds`` of work, whichever comes first), so an interrupted run resumes from its finished chunks, losing
-at most about a chunk's minute of work, and torchrun ranks each fill their own contiguous range.
-Rank 0 joins the chunks without re-encoding, muxes the audio, renames the result onto OUTPUT, and removes
-the work folder. Nothing is written at OUTPUT until the whole video is done.
+at most about a chunk's minute of work, and torchrun ranks each fill their own contiguous range (or Ray workers
+fill the missing spans chunk by chunk: sr_cli/cluster.py). Rank 0 joins the chunks without re-encoding, muxes the
+audio, renames the result onto OUTPUT, and removes the work folder. Nothing is written at OUTPUT until the whole
+video is done.
 """
 
 from __future__ import annotations
 
+import functools
 import shutil
 import time
 from collections.abc import Callable
@@ -24,7 +26,7 @@ from sr_cli.errors import InputError, OutputError, UsageError
 from sr_cli.images import Picture, write_image
 from sr_cli.video import codecs, mux, workdir
 from sr_cli.video.dist import Group, rank_range
-from sr_cli.video.pipeline import ChunkLimits, Upscale, run_pipeline
+from sr_cli.video.pipeline import ChunkLimits, Counts, Upscale, run_pipeline
 from sr_cli.video.probe import VideoInfo, probe
 from sr_cli.video.reader import FrameReader
 from sr_cli.video.writer import ChunkWriter, encode_command
@@ -161,7 +163,7 @@ def _preflight(root: Path, info: VideoInfo, size: tuple[int, int], encoding: cod
 
 
 @dataclass
-class _Plan:
+class Plan:
     """Everything decided before the first frame: the probe, output size, encoder and stream options."""
 
     info: VideoInfo
@@ -171,14 +173,14 @@ class _Plan:
     notes: list[str]
 
 
-def _plan(info: VideoInfo, request: VideoRequest, container: str, scale: int) -> _Plan:
+def _plan(info: VideoInfo, request: VideoRequest, container: str, scale: int) -> Plan:
     notes = _check_decoding(info, request.on_error)
     size = (info.width * scale, info.height * scale)
     encoding = codecs.plan_encoding(request.codec, request.crf, request.preset, request.pix_fmt,
                                     request.ffmpeg_args, size, info.colour, container, info.depth,
                                     request.cpu_model)
     streams = mux.plan_streams(info, container, request.audio)
-    return _Plan(info, size, encoding, streams, encoding.notes + streams.notes + notes)
+    return Plan(info, size, encoding, streams, encoding.notes + streams.notes + notes)
 
 
 def _same_input(old: dict[str, Any] | None, request: VideoRequest) -> bool:
@@ -190,7 +192,7 @@ def _same_input(old: dict[str, Any] | None, request: VideoRequest) -> bool:
         str(request.input.resolve()), stat.st_size, stat.st_mtime_ns, str(request.start), str(request.duration))
 
 
-def _prepare(group: Group, root: Path, request: VideoRequest, container: str, scale: int, model: str) -> _Plan:
+def _prepare(group: Group, root: Path, request: VideoRequest, container: str, scale: int, model: str) -> Plan:
     """Rank 0 probes, checks and readies the work folder; the other ranks then read its manifest."""
     if group.rank == 0:
         old = workdir.read_manifest(root) if request.resume else None
@@ -212,13 +214,19 @@ def _prepare(group: Group, root: Path, request: VideoRequest, container: str, sc
     return _plan(VideoInfo.from_json(doc["probe"]), request, container, scale)
 
 
-def run_video(request: VideoRequest, upscale: Upscale, scale: int, model: str, *,
-              on_progress: Callable[[int, int], None] | None = None) -> VideoReport:
+# Encodes the missing timeline spans into chunk files of the work folder, calling back with each count of frames
+# done: (work folder, plan, request, spans, on_frames) → counts.
+Encode = Callable[[Path, Plan, VideoRequest, list[tuple[int, int]], Callable[[int], None] | None], Counts]
+
+
+def run_video(request: VideoRequest, upscale: Upscale | None, scale: int, model: str, *,
+              on_progress: Callable[[int, int], None] | None = None, encode: Encode | None = None) -> VideoReport:
     """Upscale ``request.input`` with ``upscale`` (uint8 (N,H,W,3) → (N,sH,sW,3)); returns the report.
 
     ``model`` identifies the model, weights and precision for the resume check (its first word names the
-    default output); ``on_progress(done, total)`` follows this rank's frames. A failed run keeps its finished
-    chunks for --resume; a work folder with none is removed.
+    default output); ``on_progress(done, total)`` follows this rank's frames. ``encode`` makes the chunks
+    elsewhere (on Ray workers) instead of with ``upscale`` here. A failed run keeps its finished chunks for
+    --resume; a work folder with none is removed.
     """
     began = time.perf_counter()
     request.output = request.output or default_output(request.input, model.split()[0], scale)
@@ -231,7 +239,8 @@ def run_video(request: VideoRequest, upscale: Upscale, scale: int, model: str, *
         remove_stale(root)
     try:
         plan = _prepare(group, root, request, container, scale, model)
-        report = _run_rank(group, root, plan, request, container, upscale, on_progress)
+        report = _run_rank(group, root, plan, request, container,
+                           encode or functools.partial(encode_spans, upscale=upscale), on_progress)
     except BaseException:
         if group.rank == 0 and root.is_dir() and not any(root.glob("chunk-*.nut")):
             shutil.rmtree(root, ignore_errors=True)
@@ -242,14 +251,11 @@ def run_video(request: VideoRequest, upscale: Upscale, scale: int, model: str, *
     return report
 
 
-def _run_rank(group: Group, root: Path, plan: _Plan, request: VideoRequest, container: str, upscale: Upscale,
-              on_progress: Callable[[int, int], None] | None) -> VideoReport:
-    """Upscale this rank's chunks that are not done yet; rank 0 then joins everything into OUTPUT."""
-    began = time.perf_counter()
+def encode_spans(root: Path, plan: Plan, request: VideoRequest, todo: list[tuple[int, int]],
+                 on_frames: Callable[[int], None] | None = None, *, upscale: Upscale) -> Counts:
+    """Upscale the timeline spans ``todo`` with ``upscale`` into chunk files in ``root`` (and PNGs into
+    ``--frames-dir``); ``on_frames(n)`` after every batch encoded."""
     info, size = plan.info, plan.size
-    a, b = rank_range(info.frames, group.rank, group.world)
-    reused = [(x, y) for x, y in workdir.finished_chunks(root) if a <= x and y <= b]
-    todo = workdir.missing_spans(a, b, reused)
     sar = str(info.sar) if info.sar and info.sar != 1 else None
     frames_dir = request.frames_dir
     if frames_dir is not None:
@@ -260,6 +266,23 @@ def _run_rank(group: Group, root: Path, plan: _Plan, request: VideoRequest, cont
         depth = 16 if frame.dtype == np.uint16 else 8
         write_image(Picture(frame, depth, source_format="video"), frames_dir / f"frame_{slot:06d}.png", overwrite=True)
 
+    return run_pipeline(
+        lambda x, y: FrameReader(info, x, y), upscale,
+        lambda x, end, tmp: ChunkWriter(encode_command(tmp, size, info.timeline, x, end, plan.encoding, sar,
+                                                       info.deep), tmp),
+        lambda x, y: workdir.chunk_path(root, x, y), todo, ChunkLimits(request.chunk_frames, request.chunk_seconds),
+        (size[1], size[0], 3), np.dtype(np.uint16 if info.deep else np.uint8), request.batch, on_frames,
+        write_frame if frames_dir else None)
+
+
+def _run_rank(group: Group, root: Path, plan: Plan, request: VideoRequest, container: str, encode: Encode,
+              on_progress: Callable[[int, int], None] | None) -> VideoReport:
+    """Upscale this rank's chunks that are not done yet; rank 0 then joins everything into OUTPUT."""
+    began = time.perf_counter()
+    info, size = plan.info, plan.size
+    a, b = rank_range(info.frames, group.rank, group.world)
+    reused = [(x, y) for x, y in workdir.finished_chunks(root) if a <= x and y <= b]
+    todo = workdir.missing_spans(a, b, reused)
     done = (b - a) - sum(y - x for x, y in todo)
 
     def advance(n: int) -> None:
@@ -269,13 +292,7 @@ def _run_rank(group: Group, root: Path, plan: _Plan, request: VideoRequest, cont
             on_progress(done, b - a)
 
     advance(0)
-    counts = run_pipeline(
-        lambda x, y: FrameReader(info, x, y), upscale,
-        lambda x, end, tmp: ChunkWriter(encode_command(tmp, size, info.timeline, x, end, plan.encoding, sar,
-                                                       info.deep), tmp),
-        lambda x, y: workdir.chunk_path(root, x, y), todo, ChunkLimits(request.chunk_frames, request.chunk_seconds),
-        (size[1], size[0], 3), np.dtype(np.uint16 if info.deep else np.uint8), request.batch, advance,
-        write_frame if frames_dir else None)
+    counts = encode(root, plan, request, todo, advance)
     fps = counts.frames / (time.perf_counter() - began)
     group.barrier()
     if group.rank == 0:
@@ -288,7 +305,7 @@ def _run_rank(group: Group, root: Path, plan: _Plan, request: VideoRequest, cont
         len(reused), group.rank, group.world, [a, b], plan.notes)
 
 
-def _finish(root: Path, plan: _Plan, container: str, request: VideoRequest) -> None:
+def _finish(root: Path, plan: Plan, container: str, request: VideoRequest) -> None:
     """Join every rank's chunks and mux them into OUTPUT (atomically), then drop the work folder."""
     done = workdir.finished_chunks(root)
     missing = workdir.missing_spans(0, plan.info.frames, done)
