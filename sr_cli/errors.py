@@ -61,3 +61,10 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """`` (did you mean 'X'?)`` naming the one of ``choices`` closest to ``word``, or "" when none is close."""
     close = difflib.get_close_matches(word, list(choices), n=1)
     return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def batch_exit(codes: list[int]) -> int:
+    """A batch's exit code from its items' failures: 0 with none, their code when they share one, else 1."""
+    if not codes:
+        return EXIT_OK
+    return codes[0] if len(set(codes)) == 1 else EXIT_FAILED

@@ -23,7 +23,7 @@ from sr_cli.cli.common import (
     print_json,
     run_command,
 )
-from sr_cli.errors import EXIT_FAILED, EXIT_OK, InputError, OutputError, SrtoolError, UsageError
+from sr_cli.errors import InputError, OutputError, SrtoolError, UsageError, batch_exit
 
 if TYPE_CHECKING:
     from sr_cli.pipeline import Upscaler
@@ -131,9 +131,7 @@ def compare(
                         "errors": errors})
         elif interactive() and tiles:
             out_console.print(f"wrote {target}: {len(tiles)} model(s) x{scale} on the crop {x},{y} {bw}x{bh}")
-        if not codes:
-            return EXIT_OK
-        return codes[0] if len(set(codes)) == 1 else EXIT_FAILED
+        return batch_exit(codes)
 
     code = run_command(body)
     if code:

@@ -47,7 +47,7 @@ from sr_cli.cli.common import (
     run_command,
     warn,
 )
-from sr_cli.errors import EXIT_FAILED, EXIT_OK, SrtoolError, UsageError
+from sr_cli.errors import EXIT_OK, SrtoolError, UsageError, batch_exit
 
 if TYPE_CHECKING:
     from sr_cli.batch import Job, ModelAtScales, Result
@@ -207,9 +207,7 @@ def upscale(
             line = one_line(_summary(report, f"{spec.name} {_size_label(size, factor)}", target))
             (out_console.print if interactive() else err_console.print)(line, soft_wrap=True, markup=False,
                                                                         highlight=False)
-        if not codes:
-            return EXIT_OK
-        return codes[0] if len(set(codes)) == 1 else EXIT_FAILED
+        return batch_exit(codes)
 
     code = run_command(body)
     if code:
