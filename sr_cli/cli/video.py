@@ -101,7 +101,7 @@ def video(
                                               "ffmpeg encoder.", show_default=False)] = None,
     crf: Annotated[int | None, typer.Option("--crf", help="Quality (lower is better). Default: x264 18, x265 20, "
                                             "VP9 31.", show_default=False)] = None,
-    preset: Annotated[str | None, typer.Option("--preset", help="x264/x265 preset (default medium; veryfast when "
+    preset: Annotated[str | None, typer.Option("--preset", help="x264/x265 preset (default medium; ultrafast when "
                                                "the model runs on the CPU, whose cores the encoder shares); VP9 "
                                                "speed 0-8 (default 4).", show_default=False)] = None,
     pix_fmt: Annotated[str | None, typer.Option("--pix-fmt", help="Output pixel format. Default: yuv420p, or "

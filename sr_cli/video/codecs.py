@@ -36,7 +36,7 @@ class Defaults:
 
 
 TEN_BIT = ("yuv420p10le", "yuv444p10le")
-CPU_PRESET = "veryfast"
+CPU_PRESET = "ultrafast"  # benchmarks/video.py: the preset at which the encoder leaves ESPCN x2 >= 0.9 of its fps
 CODECS = {
     "libx264": Defaults(18, "medium", "yuv420p", "yuv444p", deep=TEN_BIT, cpu_preset=CPU_PRESET),
     "libx265": Defaults(20, "medium", "yuv420p", "yuv444p", ("-x265-params", "log-level=error"), TEN_BIT,
