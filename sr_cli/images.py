@@ -121,15 +121,6 @@ class Picture:
         return (1 << self.bit_depth) - 1
 
 
-def quantize(arr: np.ndarray, top: float) -> np.ndarray:
-    """Floats in [0, 1] (clipped; NaN → 0) → integer values 0..``top`` rounded half to even, as float32 (cast by
-    the caller, or by assigning into an integer array)."""
-    values = np.fmax(arr, 0.0)  # one copy, then in place; fmax and fmin take the number over a NaN
-    np.fmin(values, 1.0, out=values)
-    values *= np.float32(top)
-    return np.rint(values, out=values)
-
-
 def is_image_path(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` has a suffix srtool reads and writes."""
     return Path(path).suffix.lower() in SUPPORTED_SUFFIXES

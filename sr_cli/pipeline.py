@@ -20,7 +20,7 @@ from sr_cli.choices import DEFAULT_QUALITY
 from sr_cli.colour import rgb_to_ycbcr, ycbcr_to_rgb
 from sr_cli.device import select_device, select_precision
 from sr_cli.engine import MIN_TILE, Engine, Progress
-from sr_cli.images import Picture, quantize, read_image, write_image
+from sr_cli.images import Picture, read_image, write_image
 from sr_cli.interp import Bicubic
 from sr_cli.memory import default_budget, work_budget
 from sr_cli.modelspec import ModelSpec
@@ -43,6 +43,14 @@ FLOAT_PLANES = 4
 # Output pictures' worth of memory a block leaves free: Pillow's copy of this picture when it encodes it (RGB is
 # stored as 4 bytes a pixel: 4/3), and the previous picture, which the writer thread may still be encoding.
 WRITE_COPIES = 4 / 3 + 1
+
+
+@torch.inference_mode()
+def quantize_into(dst: np.ndarray, values: torch.Tensor, top: float) -> None:
+    """Store float ``values`` (C, H, W) in [0, 1] (clipped; NaN → 0) into the integer array ``dst`` (H, W, C) as
+    0..``top``, rounded half to even; in place on ``values``, in torch's threads (numpy's ufuncs take one core)."""
+    values.nan_to_num_(0.0).clamp_(0, 1).mul_(top).round_()
+    torch.from_numpy(dst).copy_(values.permute(1, 2, 0))
 
 
 class Upscaler:
@@ -173,7 +181,7 @@ class Upscaler:
                 (lambda done, total, k=k: progress(k * total + done, len(blocks) * total))
             result = self._upscale_window(window, inner)
             part = result[:, (r0 - rw) * s:(r1 - rw) * s, (c0 - cw) * s:(c1 - cw) * s]
-            out[r0 * s:r1 * s, c0 * s:c1 * s] = quantize(part.permute(1, 2, 0).numpy(), top)
+            quantize_into(out[r0 * s:r1 * s, c0 * s:c1 * s], part, top)
         return out
 
     def upscale(self, image: Image.Image | np.ndarray) -> Image.Image | np.ndarray:
@@ -212,6 +220,8 @@ class Upscaler:
         top = 65535 if deep else 255
         self.set_levels(top)
         x = torch.from_numpy(np.ascontiguousarray(frames).astype(np.float32)).permute(0, 3, 1, 2).div_(top)
-        y = self._run(x, None).clamp_(0, 1).mul_(top).round_()
-        out = y.to(torch.int32 if deep else torch.uint8).permute(0, 2, 3, 1).numpy()
-        return out.astype(frames.dtype, copy=False)
+        y = self._run(x, None)
+        out = np.empty((y.shape[0], *y.shape[2:], y.shape[1]), dtype=frames.dtype)
+        for frame, values in zip(out, y, strict=True):
+            quantize_into(frame, values, top)
+        return out

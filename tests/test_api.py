@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -40,3 +41,14 @@ def test_gray_sixteen_bit_and_palette_keep_their_kind() -> None:
     assert up.upscale(palette).mode == "RGB" and up.upscale(palette).size == (14, 18)
     with pytest.raises(TypeError, match="uint8 or uint16"):
         up.upscale(np.zeros((4, 4), np.float32))
+
+
+def test_quantize_into_clips_rounds_zeroes_nan_and_writes_a_strided_view() -> None:
+    from sr_cli.pipeline import quantize_into
+    row = [-0.5, 0.0, 0.4 / 255, 0.6 / 255, 1.0, 2.0, float("nan")]
+    out = np.full((2, 9, 1), 7, np.uint8)
+    quantize_into(out[1:, 1:8], torch.tensor([[row]], dtype=torch.float32), 255)
+    np.testing.assert_array_equal(out[:, :, 0], [[7] * 9, [7, 0, 0, 0, 1, 255, 255, 0, 7]])  # the rest untouched
+    deep = np.zeros((1, 2, 1), np.uint16)
+    quantize_into(deep, torch.tensor([[[0.5, 1000 / 65535]]], dtype=torch.float32), 65535)
+    np.testing.assert_array_equal(deep[0, :, 0], [32768, 1000])  # 32767.5 rounds half to even; 16 bits kept

@@ -21,7 +21,6 @@ from sr_cli.images import (
     SUPPORTED_SUFFIXES,
     Picture,
     is_image_path,
-    quantize,
     read_image,
     write_image,
 )
@@ -455,13 +454,6 @@ def test_unsupported_output_suffix(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------- Picture, helpers
-
-
-def test_quantize_clips_rounds_and_zeroes_nan() -> None:
-    values = quantize(np.array([[[-0.5], [0.0], [0.4 / 255], [0.6 / 255], [1.0], [2.0], [np.nan]]], np.float32), 255)
-    np.testing.assert_array_equal(values[0, :, 0], [0, 0, 0, 1, 255, 255, 0])
-    assert quantize(np.array([0.5], np.float32), 65535)[0] == 32768  # 32767.5: half to even
-    assert quantize(np.array([1000 / 65535], np.float32), 65535)[0] == 1000  # 16-bit precision kept
 
 
 def test_picture_rejects_mismatched_depth() -> None:

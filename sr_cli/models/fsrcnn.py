@@ -78,4 +78,6 @@ class FSRCNN(nn.Module):
         scale = deconv.stride[0]
         weight, left, right = subpixel_form(deconv.weight, scale, _PAD)
         bias = deconv.bias.repeat_interleave(scale * scale) if deconv.bias is not None else None
+        if left == right:  # the convolution's own zero padding (a padded copy costs as much as the convolution)
+            return F.pixel_shuffle(F.conv2d(features, weight, bias, padding=left), scale)
         return F.pixel_shuffle(F.conv2d(F.pad(features, (left, right, left, right)), weight, bias), scale)
