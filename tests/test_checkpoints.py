@@ -41,7 +41,7 @@ from sr_cli.families import convert
 from sr_cli.families.esrgan import rrdbnet_radius
 from sr_cli.pipeline import Upscaler
 from sr_cli.registry import get_spec
-from sr_cli.train.loop import copy_matching
+from sr_cli.train.init_weights import copy_matching
 from sr_cli.video.ffmpeg import ffmpeg_exe
 from sr_cli.video.reader import SWS_FLAGS
 from sr_cli.weights import held_model, load_model, load_state, save_weights

@@ -104,7 +104,7 @@ def test_student_step_changes_only_the_teachers_slice(folders: tuple[Path, Path]
     in the full-width tensors the teacher runs on."""
     trainer = DistillTrainer(_config(folders, lambda_teacher=0.0, negatives=0), tmp_path / "run",
                              features=TinyFeatures())
-    assert trainer.term_names() == ["student_l1", "teacher_l1"]
+    assert trainer.objective.term_names() == ["student_l1", "teacher_l1"]
     before = {k: v.clone() for k, v in trainer.model.net.state_dict().items()}
     assert trainer.train_step(*_batch()) is not None
     after = trainer.model.net.state_dict()
@@ -181,11 +181,11 @@ def test_contrastive_loss_matches_a_hand_computation() -> None:
 
 def test_three_widths_each_student_against_the_largest(folders: tuple[Path, Path], tmp_path: Path) -> None:
     trainer = DistillTrainer(_config(folders, widths=[1.0, 0.5, 0.25]), tmp_path / "run", features=TinyFeatures())
-    assert trainer.term_names() == ["student_l1_w0.25", "contrastive_w0.25", "student_l1_w0.5", "contrastive_w0.5",
-                                    "teacher_l1"]
+    assert trainer.objective.term_names() == ["student_l1_w0.25", "contrastive_w0.25", "student_l1_w0.5",
+                                              "contrastive_w0.5", "teacher_l1"]
     lr, hr = _batch()
     torch.manual_seed(5)
-    out = trainer.compute_loss(lr, hr)
+    out = trainer.objective.loss(trainer.net, lr, hr)
     net = trainer.model.net
     outs = {}
     for w in (0.25, 0.5, 1.0):
@@ -292,7 +292,7 @@ def test_teacher_first_and_output_kd(folders: tuple[Path, Path], teachers: dict[
     trainer = DistillTrainer(_config(folders, mode="teacher-first", teacher=str(teachers["good"])),
                              tmp_path / "tf", features=TinyFeatures())
     assert trainer.config.model_options == {"n_blocks": 2, "n_feats": C}  # from the teacher
-    assert trainer.term_names() == ["student_l1", "contrastive", "teacher_l1"]
+    assert trainer.objective.term_names() == ["student_l1", "contrastive", "teacher_l1"]
     teacher = {k: v.clone() for k, v in trainer.teacher.state_dict().items()}
     with torch.no_grad():  # the student starts as the teacher's channel slice
         trainer.teacher.set_width(WIDTH)
@@ -303,8 +303,8 @@ def test_teacher_first_and_output_kd(folders: tuple[Path, Path], teachers: dict[
 
     trainer = DistillTrainer(_config(folders, mode="output-kd", teacher=str(teachers["good"]), lambda_teacher=0.5),
                              tmp_path / "kd", features=TinyFeatures())
-    assert trainer.term_names() == ["student_l1", "kd_l1", "teacher_l1"]
-    out = trainer.compute_loss(lr, hr)
+    assert trainer.objective.term_names() == ["student_l1", "kd_l1", "teacher_l1"]
+    out = trainer.objective.loss(trainer.net, lr, hr)
     with torch.no_grad():
         s, t = trainer.model(lr), trainer.teacher(lr)
     assert abs(out.terms["kd_l1"].item() - F.l1_loss(s, t).item()) <= LOSS_REL * out.terms["kd_l1"].item()

@@ -109,3 +109,25 @@ def test_mdsr_trains_every_scale_in_one_file(data: tuple[Path, Path], tmp_path: 
         assert Image.open(tmp_path / f"x{s}.png").size == (48 * s, 48 * s)
         want = Upscaler("mdsr", s, weights=run / "best.safetensors", precision="fp32").upscale_uint8(bird)
         assert np.array_equal(np.asarray(Image.open(tmp_path / f"x{s}.png")), want), s  # the trained file's network
+
+
+def test_model_options_shape_the_network_and_its_command_line(data: tuple[Path, Path], tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    args = ["-m", "compact", "-s", "2", "-d", str(data[0]), "--batch", "2", "--patch", "6", "--val-data", str(data[1]),
+            "--workers", "0", "--steps", "1", "--model-option", "num_conv=2", "--model-option", "num_feat=8",
+            "--degradation", "realesrgan", "-o", str(run)]
+    code, _, err = _run(*args)
+    assert code == 0, err
+    meta = read_metadata(run / "last.safetensors")
+    assert meta["options"] == {"num_conv": 2, "num_feat": 8}
+    assert "--model-option num_conv=2 --model-option num_feat=8" in meta["command"]
+    assert "--degradation realesrgan" in meta["command"]
+    # the file rebuilds that shape: conv 3->8 and PReLU, 2 x (conv 8->8, PReLU), conv 8->3*2*2
+    params = Upscaler("compact", 2, weights=run / "last.safetensors").params
+    assert params == (3 * 8 * 9 + 8 + 8) + 2 * (8 * 8 * 9 + 8 + 8) + (8 * 12 * 9 + 12)
+    code, _, err = _run(*args[:-2], "--model-option", "num_cnv=2", "-o", str(tmp_path / "bad"))
+    assert code == EXIT_USAGE and len(err.strip().splitlines()) == 1, err
+    assert "compact does not take --model-option num_conv, num_feat, num_cnv" in err
+    assert not (tmp_path / "bad").exists()
+    code, _, err = _run(*args[:-2], "--model-option", "num_conv", "-o", str(tmp_path / "bad"))
+    assert code == EXIT_USAGE and "--model-option takes KEY=VALUE, got 'num_conv'" in err

@@ -1,4 +1,5 @@
-"""Training data: recursive folders, aligned patch pairs, augmentation, determinism, shards, skipping."""
+"""Training data: recursive folders, aligned patch pairs, augmentation, determinism, shards, skipping, the data
+sets per degradation and --data-lr pairing."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
+from sr_cli.choices import DEGRADATIONS, TRAIN_DEGRADATIONS
 from sr_cli.degrade import crop_to_scale, degrade
 from sr_cli.errors import InputError, UsageError
-from sr_cli.train.data import (PatchPairs, ScaleCycle, StepBatches, WorkerInit, augment, cache_key, degrade_images,
-                               find_images, load_images, to_rgb8)
+from sr_cli.train.config import TrainConfig
+from sr_cli.train.data import (PatchPairs, RealWorldPairs, ScaleCycle, StepBatches, WorkerInit, augment, cache_key,
+                               degrade_images, find_images, load_images, paired_lr_images, to_rgb8, training_sets)
 from testdata import TRAIN
 
 
@@ -168,3 +171,75 @@ def test_scale_cycle_gives_each_step_one_scale_in_turn(hr_images: list[np.ndarra
     batches = DataLoader(cycle, batch_sampler=StepBatches(2, start_step=4), num_workers=0)
     hr, lr = next(iter(batches))  # step 4 → x3
     assert hr.shape == (2, 3, 18, 18) and lr.shape == (2, 3, 6, 6)
+
+
+def _config(data: list[Path], **changes: object) -> TrainConfig:
+    return TrainConfig(model="espcn", scale=2, data=[str(d) for d in data], patch=8, **changes)
+
+
+def test_training_sets_per_degradation(tmp_path: Path, hr_images: list[np.ndarray]) -> None:
+    paths = [tmp_path / f"{i}.png" for i in range(len(hr_images))]  # only read with --data-lr or --cache-dir
+    notes: list[str] = []
+    plain = training_sets(_config([tmp_path], seed=4), hr_images, paths, (2, 3), notes.append)
+    assert [type(s) for s in plain] == [PatchPairs, PatchPairs] and [s.scale for s in plain] == [2, 3]
+    assert all(torch.equal(x, y) for x, y in zip(plain[1][6], PatchPairs(hr_images, 8, 3, seed=4)[6]))
+    real = training_sets(_config([tmp_path], seed=4, degradation="realesrgan"), hr_images, paths, (2, 3),
+                         notes.append)
+    assert [type(s) for s in real] == [RealWorldPairs, RealWorldPairs] and [s.scale for s in real] == [2, 3]
+    assert "on the fly (realesrgan)" in notes[-1]
+
+
+def test_degradation_choices() -> None:
+    assert "realesrgan" in TRAIN_DEGRADATIONS and "realesrgan" not in DEGRADATIONS  # bench cannot use it
+    with pytest.raises(UsageError, match="unknown --degradation 'blurry'"):
+        _config([Path("hr")], degradation="blurry")
+    with pytest.raises(UsageError, match="unknown degradation 'realesrgan'"):
+        degrade(np.zeros((8, 8, 3), np.uint8), 2, "realesrgan")  # what bench's LR comes from
+
+
+def test_data_lr_pairs_by_relative_stem(tmp_path: Path, hr_images: list[np.ndarray]) -> None:
+    """DIV2K pairing: ``0001.png`` ↔ ``0001x2.png`` or ``0001.*`` in the --data-lr folder of the same position."""
+    hr_dirs, lr_dirs = [tmp_path / "hr_a", tmp_path / "hr_b"], [tmp_path / "lr_a", tmp_path / "lr_b"]
+    rng = np.random.default_rng(0)
+    lows = [rng.integers(0, 256, (img.shape[0] // 2, img.shape[1] // 2, 3), dtype=np.uint8) for img in hr_images]
+    paths = [_save(hr_dirs[0] / "0001.png", hr_images[0]), _save(hr_dirs[0] / "sub" / "0002.png", hr_images[1]),
+             _save(hr_dirs[1] / "0001.png", hr_images[2])]
+    _save(lr_dirs[0] / "0001x2.png", lows[0])  # with the scale suffix
+    _save(lr_dirs[0] / "0001.png", lows[1])  # the plain stem counts only without a suffixed one
+    _save(lr_dirs[0] / "sub" / "0002.bmp", lows[1])  # same relative folder, any image extension
+    _save(lr_dirs[1] / "0001x2.png", lows[2])
+    config = _config(hr_dirs, data_lr=[str(d) for d in lr_dirs], augment=False, seed=1)
+    notes: list[str] = []
+    [pairs] = training_sets(config, hr_images, paths, (2,), notes.append)
+    assert isinstance(pairs, PatchPairs) and "LR images" in notes[0]
+    assert all(np.array_equal(a, b) for a, b in zip(pairs.lr_images, lows))  # the files' pixels exactly
+    for i in range(12):
+        k, y, x, _ = pairs.place(i)
+        hr, lr = (t.permute(1, 2, 0).numpy() for t in pairs[i])
+        assert np.array_equal(lr, lows[k][y:y + 8, x:x + 8])
+        assert np.array_equal(hr, crop_to_scale(hr_images[k], 2)[2 * y:2 * y + 16, 2 * x:2 * x + 16])
+
+
+def test_data_lr_errors(tmp_path: Path, hr_images: list[np.ndarray]) -> None:
+    hr = [_save(tmp_path / "hr" / f"{i}.png", img) for i, img in enumerate(hr_images[:2])]  # 70x60, 65x67
+    _save(tmp_path / "lr" / "0x2.png", hr_images[0][:30, :35])
+
+    def pair() -> list[np.ndarray]:
+        return paired_lr_images(hr, hr_images[:2], [tmp_path / "hr"], [tmp_path / "lr"], 2)
+
+    with pytest.raises(InputError) as missing:
+        pair()
+    assert str(missing.value) == (f"no LR image for {hr[1]} in {tmp_path / 'lr'} (looked for 1x2.* and 1.*)")
+    _save(tmp_path / "lr" / "1.png", hr_images[1][:33, :33])  # HR 65x67 crops to 64x66: LR must be 32x33
+    with pytest.raises(InputError) as wrong:
+        pair()
+    assert str(wrong.value) == (f"{tmp_path / 'lr' / '1.png'}: LR is 33x33, expected 32x33 (x2 of {hr[1]}, 65x67)")
+    _save(tmp_path / "lr" / "1.png", hr_images[1][:33, :32])
+    assert [lr.shape for lr in pair()] == [(30, 35, 3), (33, 32, 3)]
+    _save(tmp_path / "lr" / "1.bmp", hr_images[1][:33, :32])
+    with pytest.raises(InputError, match=r"2 LR images for .*1\.png in .*: 1\.bmp, 1\.png; keep one"):
+        pair()
+    with pytest.raises(UsageError, match="one LR folder with each --data folder: got 2 for 1"):
+        _config([tmp_path / "hr"], data_lr=["a", "b"])
+    with pytest.raises(UsageError, match="--data-lr gives the LR images: --degradation bilinear cannot apply"):
+        _config([tmp_path / "hr"], data_lr=["a"], degradation="bilinear")

@@ -29,10 +29,12 @@ from sr_cli.evaluate import run_bench
 from sr_cli.metrics import psnr
 from sr_cli.pipeline import Upscaler
 from sr_cli.registry import get_spec
-from sr_cli.train import loop, runs
+from sr_cli.train import runs, validate
 from sr_cli.train.config import TrainConfig
-from sr_cli.train.loop import Trainer, TrainResult, resume_config
+from sr_cli.train.loop import Trainer, TrainResult
+from sr_cli.train.objective import LossObjective, LossOutput
 from sr_cli.train.reporter import Reporter
+from sr_cli.train.state import resume_config
 from sr_cli.train.validate import evaluate, load_val_set
 from sr_cli.weights import load_model, read_metadata
 
@@ -185,7 +187,7 @@ def test_run_artefacts(folders: tuple[Path, Path], straight: Path) -> None:
 
 def test_early_stopping(folders: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     scores: Iterator[float] = iter([30.0, 31.0, 29.0, 28.0, 27.0])
-    monkeypatch.setattr(loop, "evaluate", lambda *args: (next(scores), 0.5))
+    monkeypatch.setattr(validate, "evaluate", lambda *args: (next(scores), 0.5))
     reporter = Recorder()
     result = _train(_config(folders, steps=50, val_every=2, patience=2), tmp_path / "run", reporter)
     assert (result.status, result.step, result.best_psnr, result.last_psnr) == ("early-stopped", 8, 31.0, 28.0)
@@ -213,10 +215,10 @@ def test_gan_and_perceptual_steps(folders: tuple[Path, Path], tmp_path: Path) ->
                      log_every=1, loss="1*l1+0.01*perceptual+0.001*gan", gan_type="vanilla",
                      perceptual_layer="relu2_2", vgg_weights=str(VGG_TO_RELU2_2))
     trainer = Trainer(config, tmp_path / "gan")
-    d_before = {k: v.clone() for k, v in trainer.adversarial.discriminator.state_dict().items()}
+    d_before = {k: v.clone() for k, v in trainer.objective.discriminator.state_dict().items()}
     g_before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     assert trainer.run().status == "completed"
-    d_after, g_after = trainer.adversarial.discriminator.state_dict(), trainer.model.state_dict()
+    d_after, g_after = trainer.objective.discriminator.state_dict(), trainer.model.state_dict()
     assert any(not torch.equal(d_before[k], d_after[k]) for k in d_before)
     assert any(not torch.equal(g_before[k], g_after[k]) for k in g_before)
     with (tmp_path / "gan" / "metrics.csv").open() as f:
@@ -226,30 +228,37 @@ def test_gan_and_perceptual_steps(folders: tuple[Path, Path], tmp_path: Path) ->
     assert "discriminator" in torch.load(tmp_path / "gan" / runs.CHECKPOINT, weights_only=True)
 
 
-class NaNAtStep3(Trainer):
-    """The distillation hook (a compute_loss override), used here to poison one step's loss."""
+class NaNAtStep3(LossObjective):
+    """An objective of its own, poisoning one step's loss."""
 
     calls = 0
     before: dict[str, torch.Tensor] = {}
     unchanged = False
 
-    def compute_loss(self, lr: torch.Tensor, hr: torch.Tensor) -> loop.LossOutput:
+    def loss(self, net: torch.nn.Module, lr: torch.Tensor, hr: torch.Tensor) -> LossOutput:
         self.calls += 1
-        out = super().compute_loss(lr, hr)
+        out = super().loss(net, lr, hr)
         if self.calls == 3:
-            self.before = {k: v.clone() for k, v in self.model.state_dict().items()}
+            self.before = {k: v.clone() for k, v in net.state_dict().items()}
             out.total = out.total * float("nan")
         if self.calls == 4:
-            self.unchanged = all(torch.equal(self.before[k], v) for k, v in self.model.state_dict().items())
+            self.unchanged = all(torch.equal(self.before[k], v) for k, v in net.state_dict().items())
         return out
+
+
+class NaNTrainer(Trainer):
+    """A run whose objective is :class:`NaNAtStep3` (the hook ``distill`` supplies its own objective through)."""
+
+    def build_objective(self) -> NaNAtStep3:
+        return NaNAtStep3(super().build_objective().criterion)
 
 
 def test_nan_loss_skips_the_step_and_is_reported(folders: tuple[Path, Path], tmp_path: Path) -> None:
     reporter = Recorder()
-    trainer = NaNAtStep3(_config(folders, steps=5, log_every=1, val_every=5), tmp_path / "run", reporter)
+    trainer = NaNTrainer(_config(folders, steps=5, log_every=1, val_every=5), tmp_path / "run", reporter)
     assert trainer.run().status == "completed"
     assert reporter.warnings == ["step 3: the loss is not finite; step skipped"]
-    assert trainer.unchanged and trainer.nan_skips == 1
+    assert trainer.objective.unchanged and trainer.nan_skips == 1
     assert torch.load(tmp_path / "run" / runs.CHECKPOINT, weights_only=True)["nan_skips"] == 1
     with (tmp_path / "run" / "metrics.csv").open() as f:
         assert [int(r["step"]) for r in csv.DictReader(f)] == [1, 2, 4, 5]

@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 
 def _device(device: str | None) -> str | None:
     """Under torchrun each rank takes its own GPU unless a device is named."""
-    from sr_cli.video.dist import local_rank, rank_and_world
+    from sr_cli.train.distributed import local_rank, rank_and_world
 
     if (device or os.environ.get("SRTOOL_DEVICE") or "auto") != "auto" or rank_and_world()[1] == 1:
         return device
@@ -144,8 +144,8 @@ def video(
             Upscaler,  # here, not at the top: --help never loads torch
         )
         from sr_cli.registry import get_spec
+        from sr_cli.train.distributed import rank_and_world
         from sr_cli.video import VideoRequest, run_video
-        from sr_cli.video.dist import rank_and_world
         from sr_cli.video.timing import parse_time
 
         on_ray = use_ray or ray_address is not None

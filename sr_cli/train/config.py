@@ -1,19 +1,56 @@
-"""The full configuration of a training run: what ``config.json`` in a run folder holds."""
+"""The full configuration of a training run: what ``config.json`` in a run folder holds. A field made with
+:func:`setting` is also a command-line option of ``srtool train`` (and ``distill``): its flags and help are written
+here, once (sr_cli/cli/config_options.py makes the options)."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import Any, ClassVar, get_origin
 
+from sr_cli.choices import TRAIN_DEGRADATIONS
 from sr_cli.errors import UsageError
 
 OPTIMIZERS = ("adam", "adamw")
 SCHEDULES = ("step", "cosine", "constant")
 # What --resume may change; everything else comes from the run's own config.
 RESUME_OVERRIDES = frozenset({"steps", "device", "precision", "workers", "val_every", "patience",
-                              "checkpoint_every", "checkpoint_minutes", "log_every"})
+                              "checkpoint_every", "checkpoint_minutes", "log_every", "tensorboard"})
+
+
+def setting(default: Any = dataclasses.MISSING, help: str = "", *, flags: tuple[str, ...] = (), cli: Any = None,
+            parse: Callable[[Any], Any] | None = None) -> Any:
+    """A config field that is a command-line option too: ``help`` (``{default}`` in it shows the default),
+    ``flags`` (default ``--<name>``), ``cli`` the option's type where it is not the field's (``list[...]``: a
+    repeated option), ``parse`` what turns the option's value into the setting."""
+    meta = {"help": help, "flags": flags, "cli": cli, "parse": parse, "repeat": get_origin(cli) is list}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def parse_model_options(items: list[str]) -> dict[str, Any]:
+    """``["num_conv=16", "act=prelu"]`` → {"num_conv": 16, "act": "prelu"}: each value read as JSON (numbers,
+    true/false), else kept as text."""
+    options: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--model-option takes KEY=VALUE, got {item!r}")
+        try:
+            options[key.strip()] = json.loads(text)
+        except json.JSONDecodeError:
+            options[key.strip()] = text
+    return options
+
+
+def parse_ints(text: str) -> list[int]:
+    """``50000,100000`` → [50000, 100000]."""
+    return [int(m) for m in text.split(",") if m.strip()]
 
 
 @dataclass
@@ -21,45 +58,67 @@ class TrainConfig:
     """Every setting of a run (patch sizes in LR pixels; the HR patch is ``patch * scale``)."""
 
     COMMAND: ClassVar[str] = "train"  # the srtool command whose runs these are (``command`` in config.json)
-    model: str
-    scale: int
-    data: list[str]
-    model_options: dict[str, Any] = field(default_factory=dict)
-    steps: int = 100_000
-    batch: int = 16
-    patch: int = 48
-    loss: str = "l1"
-    gan_type: str = "ragan"
-    perceptual_layer: str = "conv5_4"
-    vgg_weights: str | None = None
-    optimizer: str = "adam"
-    lr: float = 1e-4
-    d_lr: float | None = None  # discriminator learning rate (default: lr)
-    weight_decay: float = 0.0
+    model: str = setting(help="Model to train (see `srtool models`).", flags=("--model", "-m"))
+    scale: int = setting(help="Upscaling factor: 2, 3 or 4 (mdsr trains all three in turn and needs none).",
+                         flags=("--scale", "-s"))
+    data: list[str] = setting(help="Folder of HR training images (searched recursively); repeat for more.",
+                              flags=("--data", "-d"), cli=list[Path])
+    data_lr: list[str] = setting([], "A folder of LR images paired with each --data folder by file name (DIV2K's LR "
+                                 "folders: 0001x4.png for 0001.png).", cli=list[Path])
+    model_options: dict[str, Any] = setting({}, "A network option of the model as KEY=VALUE, e.g. num_conv=16 for "
+                                            "compact (the model's constructor arguments); repeat for more.",
+                                            flags=("--model-option",), cli=list[str], parse=parse_model_options)
+    steps: int = setting(100_000, "Training steps. (default {default})")
+    batch: int = setting(16, "Patches per step (per process). (default {default})")
+    patch: int = setting(48, "LR patch size in pixels (HR = patch x scale). (default {default})")
+    loss: str = setting("l1", "Loss expression, e.g. 1*l1+0.006*perceptual+0.001*gan; terms: l1, mse, charbonnier, "
+                        "perceptual, gan. (default {default})")
+    gan_type: str = setting("ragan", "vanilla (SRGAN) or ragan (ESRGAN). (default {default})")
+    perceptual_layer: str = setting("conv5_4", "VGG19 layer of the perceptual loss (conv5_4 = ESRGAN, relu5_4 = "
+                                    "SRGAN). (default {default})")
+    vgg_weights: str | None = setting(None, "VGG19 weights file (default: downloaded once into the user cache).",
+                                      cli=Path)
+    optimizer: str = setting("adam", "adam or adamw. (default {default})")
+    lr: float = setting(1e-4, "Learning rate. (default {default})")
+    d_lr: float | None = setting(None, "Discriminator learning rate (default --lr).")
+    weight_decay: float = setting(0.0, "Weight decay. (default {default})")
     betas: tuple[float, float] = (0.9, 0.999)
-    schedule: str = "step"
-    decay_every: int = 200_000  # step schedule: multiply by gamma every N steps ...
-    milestones: list[int] = field(default_factory=list)  # ... or at these steps
-    gamma: float = 0.5
-    warmup: int = 0
-    min_lr: float = 0.0  # cosine floor
-    grad_clip: float = 0.0  # max global gradient norm; 0 = off
-    ema: float = 0.0  # EMA decay (e.g. 0.999); 0 = off
-    precision: str = "auto"
-    device: str = "auto"
-    degradation: str = "bicubic"
-    augment: bool = True
-    val_set: str = "set5"
-    val_data: str | None = None  # a folder of HR images instead of val_set
-    val_every: int = 1000
-    patience: int = 0  # stop after this many validations without a new best; 0 = never
-    checkpoint_every: int = 1000
-    checkpoint_minutes: float = 5.0  # also checkpoint once this long has passed since the last checkpoint
-    log_every: int = 100
-    workers: int = 2
-    seed: int = 0
-    cache_dir: str | None = None
-    init: str | None = None
+    schedule: str = setting("step", "step (x gamma every --decay-every steps or at --milestones), cosine or "
+                            "constant. (default {default})")
+    decay_every: int = setting(200_000, "Step schedule period. (default {default})")
+    milestones: list[int] = setting([], "Step schedule milestones, e.g. 50000,100000.", cli=str, parse=parse_ints)
+    gamma: float = setting(0.5, "Step schedule factor. (default {default})")
+    warmup: int = setting(0, "Linear warmup steps. (default {default})")
+    min_lr: float = setting(0.0, "Cosine schedule floor. (default {default})")
+    grad_clip: float = setting(0.0, "Clip the gradient norm to this; 0 = off. (default {default})")
+    ema: float = setting(0.0, "EMA decay of the weights (e.g. 0.999); 0 = off. The EMA is what is validated and "
+                         "saved. (default {default})")
+    precision: str = setting("auto", "auto|fp32|bf16|fp16: autocast dtype; auto = fp16 with a GradScaler on CUDA, "
+                             "bf16 on CPUs with native bf16, else fp32.")
+    device: str = setting("auto", "auto|cpu|cuda|cuda:N|mps.")
+    degradation: str = setting("bicubic", "How LR patches are made: bicubic (MATLAB), blur-decimate, bilinear, "
+                               "nearest, or realesrgan (Real-ESRGAN's random second-order blur, resize, noise and "
+                               "JPEG, a new one for every patch; validated on bicubic). (default {default})")
+    augment: bool = setting(True, "Random flips and 90-degree rotations (default on).",
+                            flags=("--augment/--no-augment",))
+    val_set: str = setting("set5", "Validation data set. (default {default})")
+    val_data: str | None = setting(None, "Folder of HR validation images (instead of --val-set).", cli=Path)
+    val_every: int = setting(1000, "Validate every N steps. (default {default})")
+    patience: int = setting(0, "Stop after N validations without a better PSNR; 0 = never. (default {default})")
+    checkpoint_every: int = setting(1000, "Checkpoint every N steps (and at every validation). (default {default})")
+    checkpoint_minutes: float = setting(5.0, "Also checkpoint when this many minutes have passed since the last "
+                                        "checkpoint. (default {default})")
+    log_every: int = setting(100, "Metrics CSV row every N steps. (default {default})")
+    workers: int = setting(2, "DataLoader worker processes. (default {default})")
+    seed: int = setting(0, "Random seed (data, init). (default {default})")
+    cache_dir: str | None = setting(None, "Keep decoded images and their LR versions here as memory-mapped .npy "
+                                    "files (for data sets larger than memory; resumes and later runs reuse them).",
+                                    cli=Path)
+    init: str | None = setting(None, "Start from these weights (a file or a catalogue name, see srtool models): "
+                               "copies every tensor whose name and shape match (a file of the same model also "
+                               "brings its network options, e.g. BasicSR's MSRResNet).", cli=Path)
+    tensorboard: bool = setting(False, "Also log every metrics row to TensorBoard event files in RUN/tensorboard/ "
+                                '(pip install "srtool\\[tensorboard]").', flags=("--tensorboard",))
 
     def __post_init__(self) -> None:
         self.betas = tuple(self.betas)  # JSON gives lists
@@ -77,12 +136,25 @@ class TrainConfig:
             raise UsageError(f"--ema must be in [0, 1), got {self.ema}")
         if self.workers < 0 or self.patience < 0 or self.warmup < 0 or self.grad_clip < 0:
             raise UsageError("--workers, --patience, --warmup and --grad-clip cannot be negative")
+        if self.degradation not in TRAIN_DEGRADATIONS:
+            raise UsageError(f"unknown --degradation {self.degradation!r}: choose one of "
+                             f"{', '.join(TRAIN_DEGRADATIONS)}")
+        if self.data_lr and len(self.data_lr) != len(self.data):
+            raise UsageError(f"--data-lr pairs one LR folder with each --data folder: got {len(self.data_lr)} "
+                             f"for {len(self.data)}")
+        if self.data_lr and self.degradation != TrainConfig.degradation:
+            raise UsageError(f"--data-lr gives the LR images: --degradation {self.degradation} cannot apply")
+
+    @property
+    def val_degradation(self) -> str:
+        """How the validation LR is made: the run's degradation, or bicubic for the random realesrgan."""
+        return "bicubic" if self.degradation == "realesrgan" else self.degradation
 
     def command_head(self) -> tuple[list[str], set[str]]:
         """The first arguments of :meth:`command_line` and the settings they already give."""
         data = [a for d in self.data for a in ("--data", d)]
         return ["srtool", self.COMMAND, "--model", self.model, "--scale", str(self.scale), *data], \
-            {"model", "scale", "data", "model_options"}
+            {"model", "scale", "data"}
 
     def defaults(self) -> TrainConfig:
         """This command's config with every optional setting at its default."""
@@ -97,8 +169,12 @@ class TrainConfig:
             if f.name in written or value == getattr(defaults, f.name):
                 continue
             flag = "--" + f.name.replace("_", "-")
-            if isinstance(value, bool):
+            if isinstance(value, dict):
+                args += [a for k, v in value.items() for a in ("--model-option", f"{k}={json.dumps(v)}")]
+            elif isinstance(value, bool):
                 args.append(flag if value else f"--no-{f.name.replace('_', '-')}")
+            elif f.metadata.get("repeat"):
+                args += [a for v in value for a in (flag, str(v))]
             elif isinstance(value, (list, tuple)):
                 args += [flag, ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)]
             elif value is not None:
@@ -114,7 +190,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> TrainConfig:
         """Rebuild from :meth:`to_dict` output (unknown keys are an error: the file is from another version)."""
-        doc = {k: v for k, v in doc.items() if k != "command"}  # checked by the caller (loop.resume_config)
+        doc = {k: v for k, v in doc.items() if k != "command"}  # checked by the caller (state.resume_config)
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(doc) - names)
         if unknown:

@@ -4,9 +4,10 @@ Sample ``i`` is a pure function of ``(seed, i)``: which image (a fresh permutati
 ``len(images)`` samples), where the patch is, and which of the 8 flips/rotations it gets. So a run is the same for
 any number of DataLoader workers, ranks take disjoint indices, and resuming at step ``t`` only needs ``t``.
 
-Every degradation is deterministic, so each image is degraded whole once, when the data set is made (in threads),
-and a sample is two aligned slices: the LR patch is exactly the same crop of the whole degraded image that
-``srtool bench`` would score against.
+The degradations of ``srtool bench`` are deterministic, so each image is degraded whole once, when the data set is
+made (in threads), and a sample is two aligned slices: the LR patch is exactly the same crop of the whole degraded
+image that ``srtool bench`` would score against. ``--data-lr`` gives those whole LR images instead (read from
+files). ``realesrgan`` is random: each HR patch is degraded when it is sampled, from ``(seed, index)`` too.
 Patches are returned as uint8 (C, H, W) RGB; the trainer moves them to the device and converts them.
 """
 
@@ -30,6 +31,8 @@ from sr_cli.datasets import folder_dataset
 from sr_cli.degrade import DEGRADATIONS, crop_to_scale, degrade
 from sr_cli.errors import InputError, UsageError
 from sr_cli.images import read_image
+from sr_cli.train.config import TrainConfig
+from sr_cli.train.realworld import DEFAULTS, RealWorldParams, degrade_realworld
 
 
 def find_images(folders: Sequence[str | Path]) -> list[Path]:
@@ -116,6 +119,70 @@ def load_images(paths: Sequence[Path], hr_patch: int, scale: int, *, cache_dir: 
     return ImageSet([decoded[i] for i in keep], [paths[i] for i in keep], len(paths) - len(keep))
 
 
+def _lr_index(folder: Path) -> dict[Path, list[Path]]:
+    """The images under ``folder`` by their relative path less the extension."""
+    index: dict[Path, list[Path]] = {}
+    for path in folder_dataset(folder):
+        index.setdefault(path.relative_to(folder).with_suffix(""), []).append(path)
+    return index
+
+
+def paired_lr_images(hr_paths: Sequence[Path], hr_images: Sequence[np.ndarray], data: Sequence[str | Path],
+                     data_lr: Sequence[str | Path], scale: int, *, cache_dir: Path | None = None) -> list[np.ndarray]:
+    """The LR image of each HR image, as DIV2K pairs them: for ``hr_paths[i]`` under ``data[j]``, the image under
+    ``data_lr[j]`` at the same relative path and stem, the stem optionally followed by ``x{scale}``
+    (``0001.png`` → ``0001x4.png``), any image extension. Each must be exactly the HR image (cropped to a
+    multiple of ``scale``) over ``scale``; a missing, ambiguous or mis-sized LR image is an InputError naming it."""
+    folders = [Path(d).expanduser() for d in data]
+    lr_folders = [Path(d).expanduser() for d in data_lr]
+    indexes = [_lr_index(folder) for folder in lr_folders]
+
+    def find(hr: Path) -> Path:
+        j = next(j for j, folder in enumerate(folders) if hr.is_relative_to(folder))
+        rel = hr.relative_to(folders[j]).with_suffix("")
+        for stem in (rel.with_name(f"{rel.name}x{scale}"), rel):
+            found = indexes[j].get(stem, [])
+            if len(found) > 1:
+                raise InputError(f"{len(found)} LR images for {hr} in {lr_folders[j]}: "
+                                 f"{', '.join(p.name for p in found)}; keep one")
+            if found:
+                return found[0]
+        raise InputError(f"no LR image for {hr} in {lr_folders[j]} (looked for {rel}x{scale}.* and {rel}.*)")
+
+    lr_paths = [find(path) for path in hr_paths]
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        low = list(pool.map(lambda p: _decode(p, cache_dir), lr_paths))
+    for hr_path, hr, lr_path, lr in zip(hr_paths, hr_images, lr_paths, low):
+        want = (hr.shape[0] // scale, hr.shape[1] // scale)
+        if lr.shape[:2] != want:
+            raise InputError(f"{lr_path}: LR is {lr.shape[1]}x{lr.shape[0]}, expected {want[1]}x{want[0]} "
+                             f"(x{scale} of {hr_path}, {hr.shape[1]}x{hr.shape[0]})")
+    return low
+
+
+def training_sets(config: TrainConfig, images: list[np.ndarray], paths: list[Path], scales: tuple[int, ...],
+                  note: Callable[[str], None]) -> list[Dataset]:
+    """One patch data set per scale for the decoded training ``images`` (read from ``paths``): paired with the
+    LR images of ``--data-lr``, degraded on the fly (``realesrgan``), or degraded whole once (kept in
+    ``--cache-dir`` when given). ``note`` tells the user what is being done."""
+    if config.degradation == "realesrgan":
+        note(f"degrading each patch of the {len(images)} training images on the fly (realesrgan)")
+        return [RealWorldPairs(images, config.patch, s, config.seed, config.augment) for s in scales]
+    cache = Path(config.cache_dir) if config.cache_dir else None
+    keys = [cache_key(p) for p in paths] if cache else None
+    sets: list[Dataset] = []
+    for s in scales:
+        if config.data_lr:
+            note(f"reading the x{s} LR images of the {len(images)} training images from {', '.join(config.data_lr)}")
+            low = paired_lr_images(paths, images, config.data, config.data_lr, s, cache_dir=cache)
+        else:
+            note(f"degrading the {len(images)} training images to x{s} ({config.degradation}), "
+                 + ("or reading them from --cache-dir" if cache else "once, in memory"))
+            low = degrade_images(images, s, config.degradation, keys=keys, cache_dir=cache)
+        sets.append(PatchPairs(images, config.patch, s, config.degradation, config.seed, config.augment, low))
+    return sets
+
+
 def augment(arr: np.ndarray, code: int) -> np.ndarray:
     """One of the 8 flips/90° rotations of an (H, W, C) array: bit 0 flips rows, bit 1 flips columns, bit 2
     transposes."""
@@ -128,17 +195,14 @@ def augment(arr: np.ndarray, code: int) -> np.ndarray:
     return arr
 
 
-class PatchPairs(Dataset):
-    """Random aligned (HR, LR) patch pairs; index ``i`` → uint8 tensors (3, P·s, P·s) and (3, P, P).
-    ``lr_images``: the images already degraded (:func:`degrade_images`), else degraded here."""
+class HRPatches(Dataset):
+    """The sampling scheme of every patch data set: sample ``index`` → image, aligned position and augmentation,
+    a pure function of ``(seed, index)``; ``images`` are cropped to a multiple of ``scale``."""
 
-    def __init__(self, images: list[np.ndarray], patch: int, scale: int, degradation: str = "bicubic",
-                 seed: int = 0, augment: bool = True, lr_images: list[np.ndarray] | None = None) -> None:
-        self.lr_images = lr_images if lr_images is not None else degrade_images(images, scale, degradation)
+    def __init__(self, images: list[np.ndarray], patch: int, scale: int, seed: int = 0, augment: bool = True) -> None:
         self.images = [crop_to_scale(img, scale) for img in images]
         self.patch = patch
         self.scale = scale
-        self.degradation = degradation
         self.seed = seed
         self.augment = augment
         self._epoch: tuple[int, np.ndarray] | None = None
@@ -154,15 +218,51 @@ class PatchPairs(Dataset):
             self._epoch = (epoch, np.random.default_rng([self.seed, 1, epoch]).permutation(n))
         return int(self._epoch[1][index % n])
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def place(self, index: int) -> tuple[int, int, int, int]:
+        """Sample ``index``'s image, top-left corner ``(y, x)`` in LR pixels and augmentation code."""
         rng = np.random.default_rng([self.seed, 0, index])
-        s, p = self.scale, self.patch
         k = self.image_index(index)
-        lr_img = self.lr_images[k]
-        y, x = int(rng.integers(0, lr_img.shape[0] - p + 1)), int(rng.integers(0, lr_img.shape[1] - p + 1))
-        code = int(rng.integers(0, 8)) if self.augment else 0
-        hr = self.images[k][y * s:(y + p) * s, x * s:(x + p) * s]
-        return _chw(augment(hr, code)), _chw(augment(lr_img[y:y + p, x:x + p], code))
+        h, w = (n // self.scale for n in self.images[k].shape[:2])
+        y, x = int(rng.integers(0, h - self.patch + 1)), int(rng.integers(0, w - self.patch + 1))
+        return k, y, x, int(rng.integers(0, 8)) if self.augment else 0
+
+    def hr_patch(self, k: int, y: int, x: int) -> np.ndarray:
+        """The HR patch of image ``k`` at LR position ``(y, x)``."""
+        s, p = self.scale, self.patch
+        return self.images[k][y * s:(y + p) * s, x * s:(x + p) * s]
+
+
+class PatchPairs(HRPatches):
+    """Random aligned (HR, LR) patch pairs; index ``i`` → uint8 tensors (3, P·s, P·s) and (3, P, P), the LR patch a
+    crop of the whole LR image. ``lr_images``: the images already degraded (:func:`degrade_images`) or read
+    (:func:`paired_lr_images`), else degraded here."""
+
+    def __init__(self, images: list[np.ndarray], patch: int, scale: int, degradation: str = "bicubic",
+                 seed: int = 0, augment: bool = True, lr_images: list[np.ndarray] | None = None) -> None:
+        super().__init__(images, patch, scale, seed, augment)
+        self.lr_images = lr_images if lr_images is not None else degrade_images(images, scale, degradation)
+        self.degradation = degradation
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        k, y, x, code = self.place(index)
+        p = self.patch
+        return _chw(augment(self.hr_patch(k, y, x), code)), _chw(augment(self.lr_images[k][y:y + p, x:x + p], code))
+
+
+class RealWorldPairs(HRPatches):
+    """(HR, LR) patch pairs whose LR is made on the fly by Real-ESRGAN's random degradation
+    (:mod:`sr_cli.train.realworld`) of the augmented HR patch, from ``default_rng([seed, 2, index])``."""
+
+    def __init__(self, images: list[np.ndarray], patch: int, scale: int, seed: int = 0, augment: bool = True,
+                 params: RealWorldParams = DEFAULTS) -> None:
+        super().__init__(images, patch, scale, seed, augment)
+        self.params = params
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        k, y, x, code = self.place(index)
+        hr = np.ascontiguousarray(augment(self.hr_patch(k, y, x), code))
+        lr = degrade_realworld(hr, self.scale, np.random.default_rng([self.seed, 2, index]), self.params)
+        return _chw(hr), _chw(lr)
 
 
 class ScaleCycle(Dataset):
@@ -170,7 +270,7 @@ class ScaleCycle(Dataset):
     ``i // step_samples`` (``step_samples`` = batch × processes) and comes from ``sets[step % len(sets)]``, so
     every batch holds patches of one scale. With one set it is that set."""
 
-    def __init__(self, sets: Sequence[PatchPairs], step_samples: int) -> None:
+    def __init__(self, sets: Sequence[Dataset], step_samples: int) -> None:
         self.sets, self.step_samples = list(sets), step_samples
 
     def __len__(self) -> int:

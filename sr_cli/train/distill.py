@@ -1,4 +1,6 @@
 """Distillation of the CSD width-switchable EDSR: training with a teacher, on top of :class:`Trainer`.
+:class:`DistillTrainer` builds the network and says what a run ships; :class:`DistillObjective` is the loss, with
+the teacher it validates and checkpoints.
 
 Modes (``DistillConfig.mode``):
 
@@ -39,9 +41,10 @@ from sr_cli.models.csd import CSDEDSR, narrow_state_dict, width_channels
 from sr_cli.registry import get_spec
 from sr_cli.train.contrastive import ContrastiveLoss, load_feature_net, negatives
 from sr_cli.train.distill_config import N_BLOCKS, N_FEATS, DistillConfig
-from sr_cli.train.loop import LossOutput, Trainer
+from sr_cli.train.loop import Trainer
+from sr_cli.train.objective import LossOutput, Objective
+from sr_cli.train.parts import Parts
 from sr_cli.train.reporter import Reporter
-from sr_cli.train.validate import evaluate
 from sr_cli.train.vgg import tensors_sha256
 from sr_cli.weights import check_state, load_state, save_weights
 
@@ -88,90 +91,24 @@ def _l1(a: Tensor, b: Tensor) -> Tensor:
     return F.l1_loss(a.float(), b.float())
 
 
-class DistillTrainer(Trainer):
-    """A distillation run (see the module notes). ``features``: the contrastive loss's feature net (a frozen
-    module giving 5 maps; default VGG19 from ``config.vgg_weights``)."""
+class DistillObjective(Objective):
+    """The loss of a distillation mode (see the module notes) and its teacher: in csd mode the trained network at its
+    largest width, else the frozen ``teacher``; validated at each validation (a frozen one once) and checkpointed
+    (``teacher_sha256`` must match on resume). ``contrast``: the contrastive loss when the mode has one."""
 
-    config: DistillConfig
-
-    def __init__(self, config: DistillConfig, run_dir: Path | None, reporter: Reporter | None = None, *,
-                 resume: bool = False, features: nn.Module | None = None) -> None:
-        self.teacher = load_teacher(config.teacher, config.scale, config.model_options) if config.teacher else None
-        self.teacher_sha256 = tensors_sha256(self.teacher.state_dict()) if self.teacher is not None else None
+    def __init__(self, config: DistillConfig, scale: int, teacher: CSDEDSR | None, teacher_sha256: str | None,
+                 contrast: ContrastiveLoss | None) -> None:
+        self.config, self.scale, self.teacher, self.teacher_sha256 = config, scale, teacher, teacher_sha256
+        self.contrast = contrast
         self.teacher_val: dict[str, float] | None = None
-        self._features = features
-        super().__init__(self._resolved(config), run_dir, reporter, resume=resume)
-
-    def _resolved(self, config: DistillConfig) -> DistillConfig:
-        """``config`` with the network's n_blocks and n_feats (the teacher's, else given, else the paper's)."""
-        if self.teacher is not None:
-            arch = {"n_blocks": len(self.teacher.body), "n_feats": self.teacher.n_feats}
-        else:
-            opts = config.model_options
-            arch = {"n_blocks": int(opts.get("n_blocks", N_BLOCKS)), "n_feats": int(opts.get("n_feats", N_FEATS))}
-        if arch["n_blocks"] < 1 or arch["n_feats"] < 1:
-            raise UsageError("--blocks and --feats must be at least 1")
-        for width in {*(config.widths if config.mode == "csd" else []), config.export_width}:
-            try:
-                width_channels(arch["n_feats"], width)
-            except ValueError:
-                raise UsageError(f"width {width:g} leaves no channel of {arch['n_feats']} features") from None
-        return dataclasses.replace(config, model_options=arch)
-
-    # ------------------------------------------------------------------------------------------ building
 
     @property
     def has_teacher(self) -> bool:
         """Whether the run has a teacher (validated and logged as its own column)."""
         return self.config.mode != "none"
 
-    def _place(self, module: nn.Module) -> nn.Module:
-        module = module.to(self.device)
-        return module.to(memory_format=torch.channels_last) if self.channels_last else module
-
-    def _network(self, width: float, sliced: bool) -> CSDEDSR:
-        return self.spec.build(self.scale, width=width, sliced=sliced, **self.config.model_options)
-
-    def build_model(self) -> nn.Module:
-        """csd: the shared full-width network run at every width; otherwise the dense student."""
-        config = self.config
-        if config.mode == "csd":
-            model: nn.Module = MultiWidth(self._network(1.0, sliced=False), config.widths)
-        else:
-            model = self._network(config.export_width, sliced=True)
-            if config.mode == "teacher-first":
-                model.load_state_dict(narrow_state_dict(self.teacher.state_dict(), config.export_width))
-        if self.teacher is not None:
-            self.teacher = self._place(self.teacher)
-        self.contrast = None
-        if config.uses_contrast:
-            features = self._features if self._features is not None else \
-                load_feature_net(config.vgg_weights, quiet=not self.main)
-            self.contrast = ContrastiveLoss(features).to(self.device)
-        return self._place(model)
-
-    def _student(self, net: CSDEDSR, width: float) -> CSDEDSR:
-        """The standalone sliced network that ``net`` (full width) runs at ``width``; built on the meta device,
-        so that exporting draws nothing from the RNG (a resumed run repeats an uninterrupted one)."""
-        with torch.device("meta"):
-            student = self._network(width, sliced=True)
-        student.load_state_dict(narrow_state_dict(net.state_dict(), width), assign=True)
-        return student.eval()
-
-    def export_model(self) -> nn.Module:
-        """The student at the export width (from the EMA when there is one)."""
-        source = super().export_model()
-        return self._student(source.net, self.config.export_width) if self.config.mode == "csd" else source
-
-    def _teacher_model(self) -> nn.Module:
-        """The teacher as validated: the shared network at its largest width (csd), else the frozen teacher."""
-        if self.config.mode != "csd":
-            return self.teacher
-        net = super().export_model().net
-        net.set_width(self.config.widths[-1])
-        return net
-
-    # -------------------------------------------------------------------------------------- the loss
+    def _suffix(self, width: float) -> str:
+        return f"_w{width:g}" if len(self.config.student_widths) > 1 else ""
 
     def term_names(self) -> list[str]:
         """student_l1 [, contrastive] per student width (suffixed _w<width> when several) [, kd_l1]
@@ -185,20 +122,17 @@ class DistillTrainer(Trainer):
             names.append("kd_l1")
         return [*names, "teacher_l1"] if self.has_teacher else names
 
-    def _suffix(self, width: float) -> str:
-        return f"_w{width:g}" if len(self.config.student_widths) > 1 else ""
-
-    def compute_loss(self, lr: Tensor, hr: Tensor) -> LossOutput:
+    def loss(self, net: nn.Module, lr: Tensor, hr: Tensor) -> LossOutput:
         config = self.config
         terms: dict[str, Tensor] = {}
         total = hr.new_zeros((), dtype=torch.float32)
         teacher = None
         if config.mode == "csd":
-            *students, teacher = self.net(lr)
+            *students, teacher = net(lr)
             terms["teacher_l1"] = _l1(teacher, hr)
             total = total + config.lambda_teacher * terms["teacher_l1"]
         else:
-            students = [self.net(lr)]
+            students = [net(lr)]
             if self.teacher is not None:
                 with torch.no_grad():
                     teacher = self.teacher(lr)
@@ -218,26 +152,111 @@ class DistillTrainer(Trainer):
             total = total + config.lambda_teacher * terms["kd_l1"]
         return LossOutput(total, terms, students[0])
 
-    # ------------------------------------------------------------------------------ validation, weights
+    def columns(self) -> list[str]:
+        return ["teacher_val_psnr", "teacher_val_ssim"] if self.has_teacher else []
 
-    def validate(self) -> bool:
-        """Validate the teacher (csd: every time; a frozen teacher once), then the student as ``train`` does."""
-        if self.main and self.has_teacher and (self.config.mode == "csd" or self.teacher_val is None):
-            psnr, ssim = evaluate(self._teacher_model(), self.val_images, self.spec.name, self.scale,
-                                  self.config.model_options, self.device)
-            self.teacher_val = {"psnr": psnr, "ssim": ssim, "step": self.step}
-            self.reporter.note(f"step {self.step}: teacher validation Y-PSNR {psnr:.3f} dB, SSIM {ssim:.4f}")
-        return super().validate()
+    def validate(self, run: Parts) -> dict[str, float]:
+        """Validate the teacher (csd: every time; a frozen teacher once)."""
+        if not self.has_teacher:
+            return {}
+        if self.config.mode == "csd" or self.teacher_val is None:
+            psnr, ssim = run.validation.score(self.teacher_model(run.trained_model()), self.scale)
+            self.teacher_val = {"psnr": psnr, "ssim": ssim, "step": run.step}
+            run.reporter.note(f"step {run.step}: teacher validation Y-PSNR {psnr:.3f} dB, SSIM {ssim:.4f}")
+        return {"teacher_val_psnr": self.teacher_val["psnr"], "teacher_val_ssim": self.teacher_val["ssim"]}
 
-    def log_columns(self) -> list[str]:
-        return [*super().log_columns(), "teacher_val_psnr", "teacher_val_ssim"] if self.has_teacher \
-            else super().log_columns()
+    def teacher_model(self, trained: nn.Module) -> nn.Module:
+        """The teacher as validated: the ``trained`` shared network at its largest width (csd), else the frozen
+        teacher."""
+        if self.config.mode != "csd":
+            return self.teacher
+        trained.net.set_width(self.config.widths[-1])
+        return trained.net
 
-    def validation_row(self) -> dict[str, Any]:
-        row = super().validation_row()
-        if row and self.teacher_val is not None:
-            row.update(teacher_val_psnr=self.teacher_val["psnr"], teacher_val_ssim=self.teacher_val["ssim"])
-        return row
+    def state_dict(self) -> dict[str, Any]:
+        return {"extra": {"teacher_val": self.teacher_val, "teacher_sha256": self.teacher_sha256}}
+
+    def load_state_dict(self, checkpoint: dict[str, Any]) -> None:
+        extra = checkpoint["extra"]
+        if extra.get("teacher_sha256") != self.teacher_sha256:
+            raise WeightsError(f"--teacher {self.config.teacher} is not the network this run started with "
+                               "(its tensors differ)")
+        self.teacher_val = extra.get("teacher_val")
+
+
+class DistillTrainer(Trainer):
+    """A distillation run (see the module notes). ``features``: the contrastive loss's feature net (a frozen
+    module giving 5 maps; default VGG19 from ``config.vgg_weights``)."""
+
+    config: DistillConfig
+    objective: DistillObjective
+
+    def __init__(self, config: DistillConfig, run_dir: Path | None, reporter: Reporter | None = None, *,
+                 resume: bool = False, features: nn.Module | None = None) -> None:
+        self.teacher = load_teacher(config.teacher, config.scale, config.model_options) if config.teacher else None
+        self._features = features
+        super().__init__(self._resolved(config), run_dir, reporter, resume=resume)
+
+    def _resolved(self, config: DistillConfig) -> DistillConfig:
+        """``config`` with the network's n_blocks and n_feats (the teacher's, else given, else the paper's)."""
+        if self.teacher is not None:
+            arch = {"n_blocks": len(self.teacher.body), "n_feats": self.teacher.n_feats}
+        else:
+            opts = config.model_options
+            arch = {"n_blocks": int(opts.get("n_blocks", N_BLOCKS)), "n_feats": int(opts.get("n_feats", N_FEATS))}
+        if arch["n_blocks"] < 1 or arch["n_feats"] < 1:
+            raise UsageError("--blocks and --feats must be at least 1")
+        for width in {*(config.widths if config.mode == "csd" else []), config.export_width}:
+            try:
+                width_channels(arch["n_feats"], width)
+            except ValueError:
+                raise UsageError(f"width {width:g} leaves no channel of {arch['n_feats']} features") from None
+        return dataclasses.replace(config, model_options=arch)
+
+    def _place(self, module: nn.Module) -> nn.Module:
+        module = module.to(self.device)
+        return module.to(memory_format=torch.channels_last) if self.channels_last else module
+
+    def _network(self, width: float, sliced: bool) -> CSDEDSR:
+        return self.spec.build(self.scale, width=width, sliced=sliced, **self.config.model_options)
+
+    def build_model(self) -> nn.Module:
+        """csd: the shared full-width network run at every width; otherwise the dense student."""
+        config = self.config
+        if config.mode == "csd":
+            model: nn.Module = MultiWidth(self._network(1.0, sliced=False), config.widths)
+        else:
+            model = self._network(config.export_width, sliced=True)
+            if config.mode == "teacher-first":
+                model.load_state_dict(narrow_state_dict(self.teacher.state_dict(), config.export_width))
+        return self._place(model)
+
+    def build_objective(self) -> DistillObjective:
+        """The mode's loss, with the teacher on the device and the contrastive loss's feature net."""
+        config = self.config
+        sha256 = None
+        if self.teacher is not None:
+            sha256 = tensors_sha256(self.teacher.state_dict())  # as loaded, on the CPU
+            self.teacher = self._place(self.teacher)
+        contrast = None
+        if config.uses_contrast:
+            features = self._features if self._features is not None else \
+                load_feature_net(config.vgg_weights, quiet=not self.main)
+            contrast = ContrastiveLoss(features).to(self.device)
+        return DistillObjective(config, self.scale, self.teacher, sha256, contrast)
+
+    def _student(self, net: CSDEDSR, width: float) -> CSDEDSR:
+        """The standalone sliced network that ``net`` (full width) runs at ``width``; built on the meta device,
+        so that exporting draws nothing from the RNG (a resumed run repeats an uninterrupted one)."""
+        with torch.device("meta"):
+            student = self._network(width, sliced=True)
+        student.load_state_dict(narrow_state_dict(net.state_dict(), width), assign=True)
+        return student.eval()
+
+    def export_model(self) -> nn.Module:
+        """The student at the export width (from the EMA when there is one)."""
+        trained = self.trained_model()
+        return self._student(trained.net, self.config.export_width) if self.config.mode == "csd" else trained
 
     def _options(self, width: float, sliced: bool) -> dict[str, Any]:
         return {"width": width, **self.config.model_options, "sliced": sliced}
@@ -252,17 +271,6 @@ class DistillTrainer(Trainer):
         """The student at ``path``; in csd mode also the whole shared network beside it (``teacher_<name>``)."""
         super().save_weights(path, val)
         if self.config.mode == "csd":
-            meta = {**self.weights_metadata(self.teacher_val),
+            meta = {**self.weights_metadata(self.objective.teacher_val),
                     "options": self._options(self.config.widths[-1], sliced=False)}
-            save_weights(path.with_name(TEACHER_PREFIX + path.name), super().export_model().net.state_dict(), meta)
-
-    # ---------------------------------------------------------------------------------------- resume
-
-    def extra_state(self) -> dict[str, Any]:
-        return {"teacher_val": self.teacher_val, "teacher_sha256": self.teacher_sha256}
-
-    def load_extra_state(self, state: dict[str, Any]) -> None:
-        if state.get("teacher_sha256") != self.teacher_sha256:
-            raise WeightsError(f"--teacher {self.config.teacher} is not the network this run started with "
-                               "(its tensors differ)")
-        self.teacher_val = state.get("teacher_val")
+            save_weights(path.with_name(TEACHER_PREFIX + path.name), self.trained_model().net.state_dict(), meta)

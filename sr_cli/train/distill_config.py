@@ -5,15 +5,24 @@ See ``sr_cli/train/distill.py`` for what each mode trains.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
 from sr_cli.errors import UsageError
-from sr_cli.train.config import TrainConfig
+from sr_cli.train.config import TrainConfig, setting
 
 MODES = ("csd", "teacher-first", "output-kd", "none")
 TEACHER_MODES = ("teacher-first", "output-kd")
 N_BLOCKS, N_FEATS = 32, 256  # the paper's network
+
+
+def parse_widths(text: str) -> list[float]:
+    """``0.25,1.0`` → [0.25, 1.0]; a UsageError for anything else."""
+    try:
+        return [float(w) for w in text.split(",") if w.strip()]
+    except ValueError:
+        raise UsageError(f"--widths takes fractions like 0.25,1.0, got {text!r}") from None
 
 
 @dataclass
@@ -23,13 +32,26 @@ class DistillConfig(TrainConfig):
 
     COMMAND: ClassVar[str] = "distill"
 
-    mode: str = "csd"
-    widths: list[float] = field(default_factory=lambda: [0.25, 1.0])
-    export_width: float | None = None  # default: the smallest of widths
-    negatives: int = 10
-    lambda_con: float = 200.0
-    lambda_teacher: float = 1.0
-    teacher: str | None = None
+    scale: int = setting(help="Upscaling factor: 2, 3 or 4.", flags=("--scale", "-s"))
+    mode: str = setting(
+        "csd", f"{' | '.join(MODES)}. csd: one shared-weight network trained at every --widths each step (L1 of each "
+        "width + lambda-con x contrastive of each student against the largest width); teacher-first: a frozen "
+        "--teacher, the student initialised with its channel slice, same loss; output-kd: a fresh student, L1 + "
+        "lambda-teacher x L1 to the teacher's output; none: the --export-width trained alone with L1 (default "
+        "{default}).")
+    widths: list[float] = setting([0.25, 1.0], "csd mode: the widths trained together; the largest is the teacher, "
+                                  "each other one a student of it (default {default}).", cli=str, parse=parse_widths)
+    export_width: float | None = setting(None, "The student width that best/last.safetensors hold and validation "
+                                         "scores (default: the smallest width).")
+    negatives: int = setting(10, "Negatives K of the contrastive loss: K LR patches of the batch, bicubic-upsampled; "
+                             "0 = no contrastive term (default {default}).")
+    lambda_con: float = setting(200.0, "Weight of the contrastive term in the official code's units (L1 on 0-255 "
+                                "pixels; added as weight/255 to srtool's 0-1 L1; default {default:g}).")
+    lambda_teacher: float = setting(1.0, "csd: weight of the teacher's L1; output-kd: of the L1 to the teacher "
+                                    "(default {default:g}).")
+    teacher: str | None = setting(None, "Trained full-width csd weights (e.g. a csd run's teacher_best.safetensors, "
+                                  "or best.safetensors of a run with --no-distill --export-width 1); teacher-first "
+                                  "and output-kd.", cli=Path)
 
     def __post_init__(self) -> None:
         super().__post_init__()

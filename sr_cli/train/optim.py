@@ -1,13 +1,14 @@
-"""Optimisers, learning-rate schedules (with warmup), the weight EMA and the training precision rule."""
+"""Optimisers, learning-rate schedules (with warmup), mixed-precision steps and the weight EMA."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 from collections.abc import Callable, Iterable
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from sr_cli.train.config import TrainConfig
 
@@ -36,6 +37,33 @@ def lr_factor(config: TrainConfig) -> Callable[[int], float]:
         return 1.0
 
     return factor
+
+
+class Amp:
+    """Mixed precision of a run's steps: autocast at ``dtype`` (none for fp32) and, for fp16, a GradScaler shared by
+    every optimiser of a step (:meth:`update` once a step); gradients clipped to norm ``grad_clip`` (0 = off)."""
+
+    def __init__(self, device: torch.device, dtype: torch.dtype, grad_clip: float) -> None:
+        self.device, self.dtype, self.grad_clip = device, dtype, grad_clip
+        self.scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """The forward passes' autocast."""
+        if self.dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+    def step(self, loss: Tensor, optimizer: torch.optim.Optimizer, params: list[nn.Parameter]) -> None:
+        """Backpropagate ``loss`` and step ``optimizer`` (``params``: the ones to clip)."""
+        self.scaler.scale(loss).backward()
+        if self.grad_clip > 0:
+            self.scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
+        self.scaler.step(optimizer)
+
+    def update(self) -> None:
+        """End the step: the GradScaler adjusts its scale."""
+        self.scaler.update()
 
 
 class EMA:

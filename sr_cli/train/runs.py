@@ -7,6 +7,7 @@
     RUN/checkpoint.pt       everything --resume needs (the last one; written before config.json, so that a
                             folder with a config can always be resumed)
     RUN/last.safetensors    final weights           RUN/best.safetensors   best-validation weights
+    RUN/tensorboard/        with --tensorboard: the metrics rows as TensorBoard event files (tensorboard_log.py)
 """
 
 from __future__ import annotations

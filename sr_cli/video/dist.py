@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 
 from sr_cli.errors import SrtoolError
+from sr_cli.train.distributed import (
+    join_process_group,
+    leave_process_group,
+    rank_and_world,
+)
 
 # A rank may wait for the others for as long as a long video takes to upscale.
 BARRIER_TIMEOUT = timedelta(days=7)
-
-
-def rank_and_world() -> tuple[int, int]:
-    """(RANK, WORLD_SIZE) from the environment torchrun sets; (0, 1) for a single process."""
-    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def local_rank() -> int:
-    """LOCAL_RANK from torchrun (the GPU index on this machine), 0 otherwise."""
-    return int(os.environ.get("LOCAL_RANK", "0"))
 
 
 def rank_range(frames: int, rank: int, world: int) -> tuple[int, int]:
@@ -35,12 +29,11 @@ class Group:
         if self.world > 1:
             import torch.distributed as dist
 
-            if not dist.is_initialized():
-                try:
-                    dist.init_process_group("gloo", rank=self.rank, world_size=self.world, timeout=BARRIER_TIMEOUT)
-                except (RuntimeError, ValueError) as err:
-                    raise SrtoolError(f"rank {self.rank} cannot join the other {self.world - 1} rank(s): "
-                                      f"{str(err).splitlines()[0]} (start it with torchrun)") from None
+            try:
+                join_process_group("gloo", BARRIER_TIMEOUT)
+            except (RuntimeError, ValueError) as err:
+                raise SrtoolError(f"rank {self.rank} cannot join the other {self.world - 1} rank(s): "
+                                  f"{str(err).splitlines()[0]} (start it with torchrun)") from None
             self._dist = dist
 
     def barrier(self) -> None:
@@ -50,5 +43,5 @@ class Group:
 
     def close(self) -> None:
         """Leave the process group."""
-        if self._dist is not None and self._dist.is_initialized():
-            self._dist.destroy_process_group()
+        if self._dist is not None:
+            leave_process_group()
