@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from testdata import HR, TRAIN, VGG_FULL, needs_shared
+from testdata import VGG_FULL, needs_shared, train_folders
 from tolerances import CSV_REL, LOSS_REL, NET_ABS
 from torch import nn
 from typer.testing import CliRunner
@@ -54,13 +54,7 @@ class TinyFeatures(nn.Module):
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """Four 40x40 T91 crops to train on, one 48x48 Set5 crop to validate on."""
-    root = tmp_path_factory.mktemp("data")
-    (root / "train").mkdir()
-    (root / "val").mkdir()
-    for i, path in enumerate(TRAIN[:4]):
-        Image.open(path).convert("RGB").crop((0, 0, 40, 40)).save(root / "train" / f"{i}.png")
-    Image.open(HR / "Set5" / "bird.png").crop((0, 0, 48, 48)).save(root / "val" / "bird.png")
-    return root / "train", root / "val"
+    return train_folders(tmp_path_factory.mktemp("data"), 4, 40)
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from PIL import Image
 from typer.testing import CliRunner
 
 from sr_cli.cli.app import app
@@ -19,20 +18,14 @@ from sr_cli.train.config import TrainConfig
 from sr_cli.train.loop import Trainer
 from sr_cli.train.reporter import Reporter
 from sr_cli.train.tensorboard_log import FOLDER
-from testdata import HR, TRAIN
+from testdata import train_folders
 
 event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    root = tmp_path_factory.mktemp("tb")
-    (root / "train").mkdir()
-    (root / "val").mkdir()
-    for i, path in enumerate(TRAIN[:2]):
-        Image.open(path).convert("RGB").crop((0, 0, 36, 36)).save(root / "train" / f"{i}.png")
-    Image.open(HR / "Set5" / "bird.png").crop((0, 0, 48, 48)).save(root / "val" / "bird.png")
-    return root / "train", root / "val"
+    return train_folders(tmp_path_factory.mktemp("tb"), 2, 36)
 
 
 def _train(*args: str) -> tuple[int, str]:

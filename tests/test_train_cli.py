@@ -15,20 +15,14 @@ from sr_cli.cli.app import app
 from sr_cli.errors import EXIT_INPUT, EXIT_USAGE
 from sr_cli.pipeline import Upscaler
 from sr_cli.weights import held_model, read_metadata
-from testdata import HR, TRAIN
+from testdata import train_folders
 from tolerances import CSV_DB
 
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    root = tmp_path_factory.mktemp("cli")
-    (root / "train").mkdir()
-    (root / "val").mkdir()
-    for i, path in enumerate(TRAIN[:2]):
-        Image.open(path).convert("RGB").crop((0, 0, 36, 36)).save(root / "train" / f"{i}.png")
-    Image.open(HR / "Set5" / "bird.png").crop((0, 0, 48, 48)).save(root / "val" / "bird.png")
-    return root / "train", root / "val"
+    return train_folders(tmp_path_factory.mktemp("cli"), 2, 36)
 
 
 def _run(*args: str) -> tuple[int, str, str]:

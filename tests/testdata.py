@@ -54,3 +54,14 @@ def without_summary(err: str) -> str:
     written or skipped; ``test_upscale_cli`` checks the line itself): the lines the rest of a test is about."""
     match = SUMMARY.search(err)
     return err[:match.start()] if match else err
+
+
+def train_folders(root: Path, images: int, side: int) -> tuple[Path, Path]:
+    """``root/train`` with the first ``images`` T91 pictures cropped to ``side``x``side``, and ``root/val`` with a
+    48x48 crop of Set5's bird: a tiny training run's data."""
+    (root / "train").mkdir()
+    (root / "val").mkdir()
+    for i, path in enumerate(TRAIN[:images]):
+        Image.open(path).convert("RGB").crop((0, 0, side, side)).save(root / "train" / f"{i}.png")
+    Image.open(HR / "Set5" / "bird.png").crop((0, 0, 48, 48)).save(root / "val" / "bird.png")
+    return root / "train", root / "val"
