@@ -1,7 +1,7 @@
 """The model zoo: ship a trained run's weights into ``weights/`` and regenerate the model card from ``srtool bench``.
 
     python benchmarks/zoo.py ship RUN_DIR [--weights best.safetensors]   # bench, pick fp16/fp32, write weights/
-    python benchmarks/zoo.py card                                        # bench every shipped file, write the card
+    python benchmarks/zoo.py card [--models compact]                     # bench every shipped file, write the card
     python benchmarks/zoo.py params                                      # the parameter counts srtool models lists
 
 ``ship`` benches the run's weights on Set5 and Set14 with ``srtool bench --json`` in fp32 storage and in fp16
@@ -155,16 +155,36 @@ def steps_cell(meta: dict[str, Any]) -> str:
     return f"{steps:,}"
 
 
-def card() -> None:
-    """Bench every shipped file as users get it and write ``weights/README.md``."""
+def card_rows(text: str) -> dict[tuple[str, str], tuple[bool, list[str]]]:
+    """The rows of a card written by :func:`card`: (model, "xS") → (in the real-world table, cells)."""
+    rows, real = {}, False
+    for line in text.splitlines():
+        if line.startswith("## "):
+            real = line == "## Real-world models"
+        elif line.startswith("| ") and not line.startswith("| model |"):
+            cells = line.strip("| ").split(" | ")
+            rows[cells[0], cells[1]] = (real, cells)
+    return rows
+
+
+def card(only: list[str] | None = None) -> None:
+    """Bench every shipped file as users get it and write ``weights/README.md``; with ``only``, bench those models'
+    files and keep the other rows and training commands as the card has them."""
     from sr_cli.registry import MODELS
     from sr_cli.weights import read_metadata
 
+    old = (WEIGHTS / "README.md").read_text() if only else ""
+    kept, kept_notes = card_rows(old), [line for line in old.splitlines() if line.startswith("- `")]
     rows, real_rows, notes = [], [], []
     for spec in MODELS.values():
         for scale in spec.scales:
             path = WEIGHTS / spec.weights_name(scale)
             if not spec.learned or not path.is_file():
+                continue
+            if only and spec.name not in only:
+                real, cells = kept[spec.name, f"x{scale}"]
+                (real_rows if real else rows).append(cells)
+                notes += [n for n in kept_notes if n.startswith(f"- `{path.name}`") and n not in notes]
                 continue
             meta = read_metadata(path)
             extra = meta.get("bench_degradation") or []
@@ -194,7 +214,7 @@ def card() -> None:
     table = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     table += ["| " + " | ".join(r) + " |" for r in rows]
     real_table = ["| " + " | ".join(head[:-1]) + " |", "|" + "---|" * (len(head) - 1)]
-    real_table += ["| " + " | ".join(r[:-1]) + " |" for r in real_rows]
+    real_table += ["| " + " | ".join(r[:len(head) - 1]) + " |" for r in real_rows]
     noise, quality = REAL_WORLD_BENCH[1], REAL_WORLD_BENCH[3]
     threads = os.environ.get("OMP_NUM_THREADS", "default")
     cpu = f"{platform.machine()} CPU, {os.cpu_count()} cores, torch threads {threads}"
@@ -274,7 +294,8 @@ def main() -> None:
     s = sub.add_parser("ship", help="bench a run's weights and copy them into weights/")
     s.add_argument("run", type=Path)
     s.add_argument("--weights", default="best.safetensors", help="file inside the run folder")
-    sub.add_parser("card", help="regenerate weights/README.md")
+    c = sub.add_parser("card", help="regenerate weights/README.md")
+    c.add_argument("--models", nargs="+", help="bench only these models' files; keep the card's other rows")
     sub.add_parser("published", help="regenerate only the card's published-weights table")
     sub.add_parser("params", help="regenerate sr_cli/data/params.json (after shipping weights of new options)")
     args = ap.parse_args()
@@ -285,7 +306,7 @@ def main() -> None:
     elif args.cmd == "params":
         params()
     else:
-        card()
+        card(args.models)
 
 
 if __name__ == "__main__":
