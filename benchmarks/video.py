@@ -3,7 +3,7 @@
 For each (model, scale) and input size, a testsrc2 clip at 24000/1001 fps (with sine audio) is made with ffmpeg.
 "model only" times ``Upscaler.upscale_frames`` on the already-decoded frames in batches; "end to end" times the
 whole job (probe, preflight, decode → infer → encode threads, join and audio mux) with the same upscaler, batch and
-device, and the encoder settings ``srtool video`` picks (on CPU: x264's fast preset, ``codecs.CPU_PRESET``;
+device, and the encoder settings ``srtool video`` picks (on CPU: x264's ultrafast preset, ``codecs.CPU_PRESET``;
 ``--preset`` overrides). The two are interleaved (model, job, model, job, ...) and the medians kept: the machine
 may be shared. Models without weights on this machine get random weights FOR TIMING ONLY (labelled "random").
 
@@ -32,7 +32,7 @@ from sr_cli.video.probe import Colour
 from sr_cli.video.reader import SWS_FLAGS
 from sr_cli.weights import save_weights
 
-CASES = ["espcn:2:640x360:96", "espcn:2:1280x720:24", "compact:4:640x360:4", "compact:4:1280x720:2"]
+CASES = ["espcn:2:640x360:96", "espcn:2:1280x720:24", "compact:4:640x360:12", "compact:4:1280x720:4"]
 
 
 def make_clip(path: Path, size: tuple[int, int], frames: int) -> np.ndarray:
