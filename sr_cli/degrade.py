@@ -37,7 +37,7 @@ def crop_to_scale(hr: np.ndarray, scale: int) -> np.ndarray:
     return hr[: h - h % scale, : w - w % scale]
 
 
-def _to_uint8(arr: np.ndarray) -> np.ndarray:
+def round_to_uint8(arr: np.ndarray) -> np.ndarray:
     """Round half away from zero and clip to [0, 255] (values below zero clip to 0 either way)."""
     return np.clip(np.floor(arr + 0.5), 0, 255).astype(np.uint8)
 
@@ -73,7 +73,7 @@ def _interpolate(hr: np.ndarray, size: tuple[int, int], mode: str) -> np.ndarray
     return (y[0] if hr.ndim == 2 else y.permute(1, 2, 0)).numpy()
 
 
-def _jpeg(img: np.ndarray, quality: int) -> np.ndarray:
+def jpeg_roundtrip(img: np.ndarray, quality: int) -> np.ndarray:
     """Encode and decode through Pillow's JPEG in memory."""
     if img.ndim == 3 and img.shape[2] not in (1, 3):
         raise UsageError(f"JPEG degradation needs a gray or RGB image, not {img.shape[2]} channels")
@@ -123,13 +123,13 @@ def degrade(
     if name == "bicubic":
         lr = imresize(hr, size=size)
     elif name == "blur-decimate":
-        lr = _to_uint8(_blur_decimate(hr, scale, blur_sigma or DEFAULT_BLUR_SIGMA))
+        lr = round_to_uint8(_blur_decimate(hr, scale, blur_sigma or DEFAULT_BLUR_SIGMA))
     else:
-        lr = _to_uint8(_interpolate(hr, size, "bilinear" if name == "bilinear" else "nearest-exact"))
+        lr = round_to_uint8(_interpolate(hr, size, "bilinear" if name == "bilinear" else "nearest-exact"))
 
     if noise_sigma > 0:
         rng = np.random.default_rng(seed)
-        lr = _to_uint8(lr + rng.normal(0.0, noise_sigma, size=lr.shape))
+        lr = round_to_uint8(lr + rng.normal(0.0, noise_sigma, size=lr.shape))
     if jpeg_quality is not None:
-        lr = _jpeg(lr, jpeg_quality)
+        lr = jpeg_roundtrip(lr, jpeg_quality)
     return lr

@@ -14,7 +14,7 @@ from PIL import Image
 from testdata import TRAIN
 from torch.utils.data import DataLoader
 
-from sr_cli.degrade import _jpeg
+from sr_cli.degrade import jpeg_roundtrip
 from sr_cli.train import runs
 from sr_cli.train.config import TrainConfig
 from sr_cli.train.data import RealWorldPairs, StepBatches, WorkerInit, augment
@@ -129,12 +129,12 @@ def _neutral(quality: int) -> Stage:
 def test_applying_a_neutral_plan_is_two_jpegs(hr_images: list[np.ndarray]) -> None:
     hr = hr_images[0][:32, :48]
     plan = Plan(_neutral(60), _neutral(90), "area", None, jpeg_first=True)
-    assert np.array_equal(apply_plan(hr, 1, plan), _jpeg(_jpeg(hr, 60), 90))
+    assert np.array_equal(apply_plan(hr, 1, plan), jpeg_roundtrip(jpeg_roundtrip(hr, 60), 90))
     # at x2 the second stage's (area) resize to the LR size averages 2x2 blocks; the final JPEG comes last here
     plan = Plan(_neutral(60), _neutral(90), "area", None, jpeg_first=False)
-    once = _jpeg(hr, 60).astype(np.float64)
+    once = jpeg_roundtrip(hr, 60).astype(np.float64)
     blocks = once.reshape(16, 2, 24, 2, 3).mean(axis=(1, 3))
-    assert np.array_equal(apply_plan(hr, 2, plan), _jpeg(np.floor(blocks + 0.5).astype(np.uint8), 90))
+    assert np.array_equal(apply_plan(hr, 2, plan), jpeg_roundtrip(np.floor(blocks + 0.5).astype(np.uint8), 90))
 
 
 def test_noise_fields() -> None:

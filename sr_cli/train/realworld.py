@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sr_cli.degrade import _jpeg, _to_uint8, crop_to_scale
+from sr_cli.degrade import jpeg_roundtrip, round_to_uint8, crop_to_scale
 
 KERNEL_KINDS = ("iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso", "plateau_aniso")
 RESIZE_MODES = ("area", "bilinear", "bicubic")
@@ -224,7 +224,7 @@ def _noisy(img: np.ndarray, noise: Noise) -> np.ndarray:
         added = rng.standard_normal(shape, dtype=np.float32) * np.float32(noise.amount)
     else:  # Poisson at 2^ceil(log2(distinct levels)) levels of the 8-bit image, scaled
         base = np.tensordot(GRAY_WEIGHTS, img, axes=1)[None] if noise.gray else img
-        levels = _to_uint8(base)
+        levels = round_to_uint8(base)
         vals = 2.0 ** math.ceil(math.log2(np.count_nonzero(np.bincount(levels.ravel(), minlength=256))))
         added = (rng.poisson(levels * (vals / 255.0)) * (255.0 / vals) - levels).astype(np.float32)
         added *= np.float32(noise.amount)
@@ -233,7 +233,7 @@ def _noisy(img: np.ndarray, noise: Noise) -> np.ndarray:
 
 def _compressed(img: np.ndarray, quality: int) -> np.ndarray:
     """Through Pillow's JPEG at ``quality`` (clamped and rounded to 8 bits first)."""
-    return np.ascontiguousarray(_jpeg(_to_uint8(img.transpose(1, 2, 0)), quality).transpose(2, 0, 1),
+    return np.ascontiguousarray(jpeg_roundtrip(round_to_uint8(img.transpose(1, 2, 0)), quality).transpose(2, 0, 1),
                                 dtype=np.float32)
 
 
@@ -257,7 +257,7 @@ def apply_plan(hr: np.ndarray, scale: int, plan: Plan) -> np.ndarray:
     img = _filter(_resize(img, lr_size, plan.final_mode), plan.sinc)
     if not plan.jpeg_first:
         img = _compressed(img, plan.second.quality)
-    return np.ascontiguousarray(_to_uint8(img).transpose(1, 2, 0))
+    return np.ascontiguousarray(round_to_uint8(img).transpose(1, 2, 0))
 
 
 def degrade_realworld(hr: np.ndarray, scale: int, rng: np.random.Generator,
