@@ -121,7 +121,22 @@ def test_model_options_shape_the_network_and_its_command_line(data: tuple[Path, 
     assert params == (3 * 8 * 9 + 8 + 8) + 2 * (8 * 8 * 9 + 8 + 8) + (8 * 12 * 9 + 12)
     code, _, err = _run(*args[:-2], "--model-option", "num_cnv=2", "-o", str(tmp_path / "bad"))
     assert code == EXIT_USAGE and len(err.strip().splitlines()) == 1, err
-    assert "compact does not take --model-option num_conv, num_feat, num_cnv" in err
+    assert "compact does not take --model-option num_conv=2 num_feat=8 num_cnv=2 (" in err and "num_cnv" in err
     assert not (tmp_path / "bad").exists()
     code, _, err = _run(*args[:-2], "--model-option", "num_conv", "-o", str(tmp_path / "bad"))
     assert code == EXIT_USAGE and "--model-option takes KEY=VALUE, got 'num_conv'" in err
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--milestones", "5k"], "--milestones takes steps like 50000,100000, got '5k'"),
+    (["--seed", "-1"], "--seed and --weight-decay cannot be negative"),
+    (["--decay-every", "0"], "--decay-every must be at least 1, got 0"),
+    (["--d-lr", "-1"], "--d-lr must be positive, got -1.0"),
+    (["--model-option", "num_channels=0"], "espcn cannot be built with --model-option num_channels=0"),
+    (["--model-option", "num_feat=0", "-m", "compact"], "compact cannot be built with --model-option num_feat=0"),
+])
+def test_bad_numbers_give_one_line_and_no_run_folder(data: tuple[Path, Path], tmp_path: Path, extra: list[str],
+                                                      message: str) -> None:
+    code, _, err = _run(*_tiny(data), *extra, "-o", str(tmp_path / "r"))
+    assert code == EXIT_USAGE and message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "r").exists()

@@ -34,7 +34,7 @@ def setting(default: Any = dataclasses.MISSING, help: str = "", *, flags: tuple[
 
 
 def parse_model_options(items: list[str]) -> dict[str, Any]:
-    """``["num_conv=16", "act=prelu"]`` → {"num_conv": 16, "act": "prelu"}: each value read as JSON (numbers,
+    """``["n_blocks=32", "res_scale=0.1"]`` → {"n_blocks": 32, "res_scale": 0.1}: each value read as JSON (numbers,
     true/false), else kept as text."""
     options: dict[str, Any] = {}
     for item in items:
@@ -49,8 +49,11 @@ def parse_model_options(items: list[str]) -> dict[str, Any]:
 
 
 def parse_ints(text: str) -> list[int]:
-    """``50000,100000`` → [50000, 100000]."""
-    return [int(m) for m in text.split(",") if m.strip()]
+    """``50000,100000`` → [50000, 100000]; a UsageError for anything else."""
+    try:
+        return [int(m) for m in text.split(",") if m.strip()]
+    except ValueError:
+        raise UsageError(f"--milestones takes steps like 50000,100000, got {text!r}") from None
 
 
 @dataclass
@@ -118,7 +121,7 @@ class TrainConfig:
                                "copies every tensor whose name and shape match (a file of the same model also "
                                "brings its network options, e.g. BasicSR's MSRResNet).", cli=Path)
     tensorboard: bool = setting(False, "Also log every metrics row to TensorBoard event files in RUN/tensorboard/ "
-                                '(pip install "srtool\\[tensorboard]").', flags=("--tensorboard",))
+                                '(pip install "srtool\\[tensorboard]").', flags=("--tensorboard/--no-tensorboard",))
 
     def __post_init__(self) -> None:
         self.betas = tuple(self.betas)  # JSON gives lists
@@ -134,8 +137,13 @@ class TrainConfig:
             raise UsageError(f"unknown --schedule {self.schedule!r}: choose one of {', '.join(SCHEDULES)}")
         if not 0 <= self.ema < 1:
             raise UsageError(f"--ema must be in [0, 1), got {self.ema}")
-        if self.workers < 0 or self.patience < 0 or self.warmup < 0 or self.grad_clip < 0:
-            raise UsageError("--workers, --patience, --warmup and --grad-clip cannot be negative")
+        if min(self.workers, self.patience, self.warmup, self.grad_clip, self.seed, self.weight_decay) < 0:
+            raise UsageError("--workers, --patience, --warmup, --grad-clip, --seed and --weight-decay cannot be "
+                             "negative")
+        if int(self.decay_every) < 1:
+            raise UsageError(f"--decay-every must be at least 1, got {self.decay_every}")
+        if self.d_lr is not None and not float(self.d_lr) > 0:
+            raise UsageError(f"--d-lr must be positive, got {self.d_lr}")
         if self.degradation not in TRAIN_DEGRADATIONS:
             raise UsageError(f"unknown --degradation {self.degradation!r}: choose one of "
                              f"{', '.join(TRAIN_DEGRADATIONS)}")

@@ -241,7 +241,6 @@ class PatchPairs(HRPatches):
                  seed: int = 0, augment: bool = True, lr_images: list[np.ndarray] | None = None) -> None:
         super().__init__(images, patch, scale, seed, augment)
         self.lr_images = lr_images if lr_images is not None else degrade_images(images, scale, degradation)
-        self.degradation = degradation
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         k, y, x, code = self.place(index)

@@ -11,6 +11,7 @@ run ships: :meth:`Parts.export_model`, :meth:`Parts.weights_metadata` and :meth:
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -39,14 +40,20 @@ from sr_cli.weights import save_weights
 
 
 def _check_model_options(spec: ModelSpec, config: TrainConfig) -> None:
-    """A UsageError when the network does not take the run's ``--model-option`` settings (built on the meta
-    device: shapes only, no values, no random numbers drawn)."""
+    """A UsageError when the network cannot be built and run with the run's ``--model-option`` settings: built and
+    run on a small input on the meta device (shapes only, no values, no random numbers drawn)."""
+    if not config.model_options:
+        return
+    given = " ".join(f"{k}={v}" for k, v in config.model_options.items())
     try:
-        with torch.device("meta"):
-            spec.build(config.scale, **config.model_options)
+        with torch.device("meta"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's note on zero-element tensors: the error says more
+            spec.build(config.scale, **config.model_options)(torch.empty(1, spec.channels, 8, 8))
     except TypeError as err:
-        raise UsageError(f"{spec.name} does not take --model-option {', '.join(config.model_options)} ({err})") \
-            from None
+        raise UsageError(f"{spec.name} does not take --model-option {given} ({err})") from None
+    except (ValueError, RuntimeError) as err:
+        raise UsageError(f"{spec.name} cannot be built with --model-option {given} "
+                         f"({str(err).splitlines()[0]})") from None
 
 
 class Parts:

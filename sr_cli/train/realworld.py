@@ -6,7 +6,9 @@ again (the blur with a probability) with the resize relative to the LR size, and
 [resize to exactly HR/scale + a sinc filter]; the result is rounded to uint8. The defaults are those of
 ``options/train_realesrnet_x4plus.yml``. Differences: JPEG is Pillow's real encoder at an integer quality (not
 DiffJPEG), kernels keep their own odd size (a 21×21 zero-padded kernel filters the same with reflected borders),
-there is no unsharp masking of the HR, and every resize is to an explicit size of at least one pixel.
+there is no unsharp masking of the HR, every resize is to an explicit size of at least one pixel, and the training
+patch itself is degraded (Real-ESRGAN degrades a 400-pixel crop and then cuts its patch), so the patch's outer
+pixels, up to half a kernel from its edge, are filtered with reflected borders rather than with the picture around.
 
 All randomness is drawn by :func:`draw_plan` from one ``numpy.random.Generator`` (the noise fields from seeds it
 draws), and :func:`apply_plan` is a pure function of the image and the plan: the same generator state gives the
