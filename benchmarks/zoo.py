@@ -35,9 +35,9 @@ ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / "weights"
 DATASETS = ("set5", "set14")
 FP16_TOLERANCE_DB = 0.005
-# How a real-world model (trained with --degradation realesrgan) is benched: its LR made as a photo's is, MATLAB
-# bicubic then Gaussian noise and JPEG (bench's --noise/--jpeg), not the clean bicubic it was not trained for.
-REAL_WORLD_BENCH = ["--noise", "5", "--jpeg", "75"]
+# How a real-world model (trained with --degradation realesrgan) is benched: on LR made by the same random pipeline,
+# one seeded degradation per picture (bench --degradation realesrgan), not the clean bicubic it was not trained for.
+REAL_WORLD_BENCH = ["--degradation", "realesrgan"]
 # Set5 Y-PSNR floors of the model-zoo issue (published figure in brackets in REFERENCE §4).
 FLOORS = {("srcnn", 3): 32.3, ("espcn", 3): 32.5, ("fsrcnn", 3): 32.8, ("edsr", 2): 37.3, ("edsr", 4): 31.5,
           ("srresnet", 4): 31.5, ("mdsr", 4): 31.5, ("csd", 4): 31.3}
@@ -215,7 +215,6 @@ def card(only: list[str] | None = None) -> None:
     table += ["| " + " | ".join(r) + " |" for r in rows]
     real_table = ["| " + " | ".join(head[:-1]) + " |", "|" + "---|" * (len(head) - 1)]
     real_table += ["| " + " | ".join(r[:len(head) - 1]) + " |" for r in real_rows]
-    noise, quality = REAL_WORLD_BENCH[1], REAL_WORLD_BENCH[3]
     threads = os.environ.get("OMP_NUM_THREADS", "default")
     cpu = f"{platform.machine()} CPU, {os.cpu_count()} cores, torch threads {threads}"
     text = "\n".join([
@@ -234,9 +233,9 @@ def card(only: list[str] | None = None) -> None:
         "",
         *(["## Real-world models", "",
            "Trained with `--degradation realesrgan` (Real-ESRGAN's random second-order blur, resize, noise and JPEG, "
-           "a new one for every patch), so benched on LR made as a photo's is: MATLAB bicubic, then Gaussian noise "
-           f"sigma {noise} and JPEG quality {quality} (`srtool bench --noise {noise} --jpeg {quality}`), bicubic "
-           "interpolation of the same LR beside it.", "", *real_table, ""] if real_rows else []),
+           "a new one for every patch), so benched on LR made the same way: one degradation per picture, drawn from "
+           "seed 0 and its file name (`srtool bench --degradation realesrgan`), with bicubic interpolation of the "
+           "same LR beside it.", "", *real_table, ""] if real_rows else []),
         f"Not shipped: {', '.join(unshipped) or 'none'} (the model-zoo issue trains these on a GPU only, and no GPU "
         f"has been lent to this project). Every row above was trained on the device its training command lists; a "
         "row below its quality floor is the best that budget reached, and says so in the last column.",

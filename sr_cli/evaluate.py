@@ -17,10 +17,11 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from sr_cli.degrade import crop_to_scale, degrade
-from sr_cli.errors import InputError, SrtoolError
+from sr_cli.errors import InputError, SrtoolError, UsageError
 from sr_cli.images import Picture, read_image, write_image
 from sr_cli.metrics import psnr, ssim
 from sr_cli.pipeline import Upscaler
+from sr_cli.realworld import degrade_picture
 
 
 @dataclass
@@ -72,8 +73,15 @@ class Degradation:
     seed: int = 0
     lr_dir: Path | None = None
 
+    def __post_init__(self) -> None:
+        if self.name == "realesrgan" and (self.blur_sigma or self.noise_sigma or self.jpeg_quality):
+            raise UsageError("--degradation realesrgan draws its own blur, noise and JPEG: drop --blur-sigma, "
+                             "--noise and --jpeg")
+
     def make(self, hr: np.ndarray, scale: int, source: Path) -> np.ndarray:
         """The LR for ``hr`` (already cropped to a multiple of ``scale``)."""
+        if self.name == "realesrgan" and self.lr_dir is None:
+            return degrade_picture(hr, scale, self.seed, source.name)
         if self.lr_dir is None:
             lr = degrade(hr[..., 0] if hr.shape[2] == 1 else hr, scale, self.name, blur_sigma=self.blur_sigma,
                          noise_sigma=self.noise_sigma, jpeg_quality=self.jpeg_quality, seed=self.seed)

@@ -4,6 +4,7 @@ determinism per (seed, sample index) — across data set objects, DataLoader wor
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from pathlib import Path
 
@@ -14,13 +15,9 @@ from PIL import Image
 from testdata import TRAIN
 from torch.utils.data import DataLoader
 
-from sr_cli.degrade import jpeg_roundtrip
-from sr_cli.train import runs
-from sr_cli.train.config import TrainConfig
-from sr_cli.train.data import RealWorldPairs, StepBatches, WorkerInit, augment
-from sr_cli.train.loop import Trainer
-from sr_cli.train.state import resume_config
-from sr_cli.train.realworld import (
+from sr_cli.degrade import crop_to_scale, jpeg_roundtrip
+from sr_cli.errors import UsageError
+from sr_cli.realworld import (
     KERNEL_KINDS,
     KernelParams,
     Noise,
@@ -36,6 +33,11 @@ from sr_cli.train.realworld import (
     random_kernel,
     sinc_kernel,
 )
+from sr_cli.train import runs
+from sr_cli.train.config import TrainConfig
+from sr_cli.train.data import RealWorldPairs, StepBatches, WorkerInit, augment
+from sr_cli.train.loop import Trainer
+from sr_cli.train.state import resume_config
 
 
 @pytest.fixture(scope="module")
@@ -209,3 +211,32 @@ def test_resume_is_bitwise_identical(tmp_path: Path) -> None:
     Trainer(resume_config(tmp_path / "resumed", {"steps": 4}), tmp_path / "resumed", resume=True).run()
     a, b = (torch.load(tmp_path / run / runs.CHECKPOINT, weights_only=True)["model"] for run in ("straight", "resumed"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_bench_pictures_get_one_seeded_degradation_each(hr_images: list[np.ndarray]) -> None:
+    from sr_cli.evaluate import Degradation
+    from sr_cli.realworld import degrade_picture
+
+    hr = crop_to_scale(hr_images[0], 4)
+    lr = degrade_picture(hr, 4, 0, "a.png")
+    assert lr.shape == (hr.shape[0] // 4, hr.shape[1] // 4, 3) and lr.dtype == np.uint8
+    assert lr.tobytes() == Degradation("realesrgan").make(hr, 4, Path("x/a.png")).tobytes()  # by file name
+    assert lr.tobytes() != degrade_picture(hr, 4, 0, "b.png").tobytes()
+    assert lr.tobytes() != degrade_picture(hr, 4, 1, "a.png").tobytes()
+    gray = degrade_picture(hr[..., :1], 4, 0, "a.png")
+    assert gray.shape == (*lr.shape[:2], 1)
+    with pytest.raises(UsageError, match="draws its own blur, noise and JPEG"):
+        Degradation("realesrgan", noise_sigma=5.0)
+
+
+def test_bench_with_realesrgan_is_the_same_twice_and_refuses_extras() -> None:
+    from typer.testing import CliRunner
+
+    from sr_cli.cli.app import app
+
+    args = ["bench", "-d", "set5", "-m", "bicubic", "-s", "4", "--degradation", "realesrgan", "--json"]
+    first, second = (CliRunner().invoke(app, args) for _ in range(2))
+    assert first.exit_code == 0, first.stderr
+    assert json.loads(first.stdout)["results"][0]["psnr"] == json.loads(second.stdout)["results"][0]["psnr"]
+    refused = CliRunner().invoke(app, [*args, "--jpeg", "75"])
+    assert refused.exit_code == 2 and refused.stderr.startswith("srtool: error: --degradation realesrgan draws")

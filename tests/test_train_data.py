@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from sr_cli.choices import DEGRADATIONS, TRAIN_DEGRADATIONS
+from sr_cli.choices import DEGRADATIONS, ALL_DEGRADATIONS
 from sr_cli.degrade import crop_to_scale, degrade
 from sr_cli.errors import InputError, UsageError
 from sr_cli.train.config import TrainConfig
@@ -190,11 +190,11 @@ def test_training_sets_per_degradation(tmp_path: Path, hr_images: list[np.ndarra
 
 
 def test_degradation_choices() -> None:
-    assert "realesrgan" in TRAIN_DEGRADATIONS and "realesrgan" not in DEGRADATIONS  # bench cannot use it
+    assert "realesrgan" in ALL_DEGRADATIONS and "realesrgan" not in DEGRADATIONS  # random: never whole images once
     with pytest.raises(UsageError, match="unknown --degradation 'blurry'"):
         _config([Path("hr")], degradation="blurry")
     with pytest.raises(UsageError, match="unknown degradation 'realesrgan'"):
-        degrade(np.zeros((8, 8, 3), np.uint8), 2, "realesrgan")  # what bench's LR comes from
+        degrade(np.zeros((8, 8, 3), np.uint8), 2, "realesrgan")  # the whole-image degradations
 
 
 def test_data_lr_pairs_by_relative_stem(tmp_path: Path, hr_images: list[np.ndarray]) -> None:

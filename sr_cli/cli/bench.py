@@ -11,7 +11,7 @@ from rich.table import Table
 
 from sr_cli import catalogue
 from sr_cli.atomic import atomic_path
-from sr_cli.choices import DEGRADATIONS
+from sr_cli.choices import ALL_DEGRADATIONS
 from sr_cli.cli.common import (
     DeviceOpt,
     OfflineOpt,
@@ -71,14 +71,16 @@ def bench(
     scale: Annotated[list[int] | None, typer.Option("--scale", "-s", help="Scale(s); default: without --model, the "
                                                     "scale --weights holds; else each model's.",
                                                     show_default=False)] = None,
-    degradation: Annotated[str, typer.Option("--degradation", help=f"How LR is made: {', '.join(DEGRADATIONS)}.")]
+    degradation: Annotated[str, typer.Option("--degradation", help=f"How LR is made: {', '.join(ALL_DEGRADATIONS)} "
+                                             "(Real-ESRGAN's random pipeline: one degradation per picture, drawn "
+                                             "from --seed and its file name).")]
     = "bicubic",
     blur_sigma: Annotated[float | None, typer.Option("--blur-sigma", help="Gaussian sigma for blur-decimate.",
                                                      show_default=False)] = None,
     noise: Annotated[float, typer.Option("--noise", help="Additive Gaussian noise sigma (0-255 units).")] = 0.0,
     jpeg: Annotated[int | None, typer.Option("--jpeg", help="JPEG quality applied to LR.", show_default=False)]
     = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the noise.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the noise (and of realesrgan).")] = 0,
     lr_dir: Annotated[Path | None, typer.Option("--lr-dir", help="Read LR from this folder (X<s>/<name>x<s>.png) "
                                                 "instead of degrading.", show_default=False)] = None,
     data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Folder of HR images (manga109 or any).",

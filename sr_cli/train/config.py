@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, get_origin
 
-from sr_cli.choices import TRAIN_DEGRADATIONS
+from sr_cli.choices import ALL_DEGRADATIONS
 from sr_cli.errors import UsageError
 
 OPTIMIZERS = ("adam", "adamw")
@@ -101,7 +101,7 @@ class TrainConfig:
     device: str = setting("auto", "auto|cpu|cuda|cuda:N|mps.")
     degradation: str = setting("bicubic", "How LR patches are made: bicubic (MATLAB), blur-decimate, bilinear, "
                                "nearest, or realesrgan (Real-ESRGAN's random second-order blur, resize, noise and "
-                               "JPEG, a new one for every patch; validated on bicubic). (default {default})")
+                               "JPEG, a new one for every patch; validation pictures get one each, seeded). (default {default})")
     augment: bool = setting(True, "Random flips and 90-degree rotations (default on).",
                             flags=("--augment/--no-augment",))
     val_set: str = setting("set5", "Validation data set. (default {default})")
@@ -144,19 +144,14 @@ class TrainConfig:
             raise UsageError(f"--decay-every must be at least 1, got {self.decay_every}")
         if self.d_lr is not None and not float(self.d_lr) > 0:
             raise UsageError(f"--d-lr must be positive, got {self.d_lr}")
-        if self.degradation not in TRAIN_DEGRADATIONS:
+        if self.degradation not in ALL_DEGRADATIONS:
             raise UsageError(f"unknown --degradation {self.degradation!r}: choose one of "
-                             f"{', '.join(TRAIN_DEGRADATIONS)}")
+                             f"{', '.join(ALL_DEGRADATIONS)}")
         if self.data_lr and len(self.data_lr) != len(self.data):
             raise UsageError(f"--data-lr pairs one LR folder with each --data folder: got {len(self.data_lr)} "
                              f"for {len(self.data)}")
         if self.data_lr and self.degradation != TrainConfig.degradation:
             raise UsageError(f"--data-lr gives the LR images: --degradation {self.degradation} cannot apply")
-
-    @property
-    def val_degradation(self) -> str:
-        """How the validation LR is made: the run's degradation, or bicubic for the random realesrgan."""
-        return "bicubic" if self.degradation == "realesrgan" else self.degradation
 
     def command_head(self) -> tuple[list[str], set[str]]:
         """The first arguments of :meth:`command_line` and the settings they already give."""

@@ -32,7 +32,7 @@ from sr_cli.degrade import DEGRADATIONS, crop_to_scale, degrade
 from sr_cli.errors import InputError, UsageError
 from sr_cli.images import read_image
 from sr_cli.train.config import TrainConfig
-from sr_cli.train.realworld import DEFAULTS, RealWorldParams, degrade_realworld
+from sr_cli.realworld import DEFAULTS, RealWorldParams, degrade_realworld
 
 
 def find_images(folders: Sequence[str | Path]) -> list[Path]:
@@ -250,7 +250,7 @@ class PatchPairs(HRPatches):
 
 class RealWorldPairs(HRPatches):
     """(HR, LR) patch pairs whose LR is made on the fly by Real-ESRGAN's random degradation
-    (:mod:`sr_cli.train.realworld`) of the augmented HR patch, from ``default_rng([seed, 2, index])``."""
+    (:mod:`sr_cli.realworld`) of the augmented HR patch, from ``default_rng([seed, 2, index])``."""
 
     def __init__(self, images: list[np.ndarray], patch: int, scale: int, seed: int = 0, augment: bool = True,
                  params: RealWorldParams = DEFAULTS) -> None:

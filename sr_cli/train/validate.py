@@ -55,7 +55,7 @@ class Validation:
 
     def __init__(self, config: TrainConfig, spec: ModelSpec, scales: tuple[int, ...], device: torch.device,
                  note: Callable[[str], None]) -> None:
-        self.sets = {s: load_val_set(config.val_set, config.val_data, s, config.val_degradation) for s in scales}
+        self.sets = {s: load_val_set(config.val_set, config.val_data, s, config.degradation) for s in scales}
         self.spec, self.options, self.device, self.note = spec, config.model_options, device, note
 
     def score(self, model: nn.Module, scale: int) -> tuple[float, float]:

@@ -18,6 +18,7 @@ same LR bytes in any process. Pixel values are float32 in 0-255 units, (C, H, W)
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -267,3 +268,12 @@ def degrade_realworld(hr: np.ndarray, scale: int, rng: np.random.Generator,
     """HR uint8 (H, W, 3) → LR uint8 (H // scale, W // scale, 3) by a plan drawn from ``rng``; HR is cropped to
     a multiple of ``scale``."""
     return apply_plan(crop_to_scale(hr, scale), scale, draw_plan(rng, params))
+
+
+def degrade_picture(hr: np.ndarray, scale: int, seed: int, name: str) -> np.ndarray:
+    """A whole picture's LR (``srtool bench --degradation realesrgan``): (H, W, C) uint8, C 1 or 3 (gray is degraded
+    as RGB and its first channel kept), by the plan of ``default_rng([seed, 3, crc32(name)])``: the same file name
+    and seed give the same LR on every run."""
+    rgb = np.repeat(hr, 3, axis=2) if hr.shape[2] == 1 else hr
+    lr = degrade_realworld(np.ascontiguousarray(rgb), scale, np.random.default_rng([seed, 3, zlib.crc32(name.encode())]))
+    return lr[..., :1] if hr.shape[2] == 1 else lr
