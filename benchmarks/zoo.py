@@ -162,7 +162,7 @@ def card_rows(text: str) -> dict[tuple[str, str], tuple[bool, list[str]]]:
         if line.startswith("## "):
             real = line == "## Real-world models"
         elif line.startswith("| ") and not line.startswith("| model |"):
-            cells = line.strip("| ").split(" | ")
+            cells = [c.strip() for c in line.strip()[1:-1].split("|")]
             rows[cells[0], cells[1]] = (real, cells)
     return rows
 
