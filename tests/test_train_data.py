@@ -9,16 +9,30 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from testdata import TRAIN
 from torch.utils.data import DataLoader
 
-from sr_cli.choices import DEGRADATIONS, ALL_DEGRADATIONS
+from sr_cli.choices import ALL_DEGRADATIONS, DEGRADATIONS
 from sr_cli.degrade import crop_to_scale, degrade
 from sr_cli.errors import InputError, UsageError
 from sr_cli.train.config import TrainConfig
-from sr_cli.train.data import (PatchPairs, RealWorldPairs, ScaleCycle, StepBatches, WorkerInit, augment, cache_key,
-                               degrade_images, find_images, load_images, paired_lr_images, to_rgb8, training_sets)
-from testdata import TRAIN
-
+from sr_cli.train.data import (
+    PatchPairs,
+    RealWorldPairs,
+    ScaleCycle,
+    StepBatches,
+    WorkerInit,
+    augment,
+    training_sets,
+)
+from sr_cli.train.sources import (
+    cache_key,
+    degrade_images,
+    find_images,
+    load_images,
+    paired_lr_images,
+    to_rgb8,
+)
 
 
 def _save(path: Path, arr: np.ndarray) -> Path:

@@ -16,15 +16,9 @@ from torch.utils.data import DataLoader
 
 from sr_cli.colour import rgb_to_y
 from sr_cli.train.config import TrainConfig
-from sr_cli.train.data import (
-    ScaleCycle,
-    StepBatches,
-    WorkerInit,
-    find_images,
-    load_images,
-    training_sets,
-)
+from sr_cli.train.data import ScaleCycle, StepBatches, WorkerInit, training_sets
 from sr_cli.train.reporter import Reporter
+from sr_cli.train.sources import find_images, load_images
 
 
 class Feed:
