@@ -111,6 +111,7 @@ class Plan:
 
 
 def _normalised(kernel: np.ndarray) -> np.ndarray:
+    """``kernel`` scaled to sum to 1, as float32."""
     return (kernel / kernel.sum()).astype(np.float32)
 
 
@@ -173,6 +174,7 @@ def random_kernel(rng: np.random.Generator, params: KernelParams, size: int) -> 
 
 
 def _draw_stage(rng: np.random.Generator, params: StageParams, kernel: np.ndarray | None) -> Stage:
+    """The random choices of one stage (resize, noise, JPEG quality) around its blur ``kernel``."""
     direction = int(rng.choice(3, p=params.resize_prob))
     low, high = params.resize_range
     resize = float(rng.uniform(1.0, high)) if direction == 0 else float(rng.uniform(low, 1.0)) if direction == 1 \
@@ -213,6 +215,7 @@ def _filter(img: np.ndarray, kernel: np.ndarray | None) -> np.ndarray:
 
 
 def _resize(img: np.ndarray, size: tuple[int, int], mode: str) -> np.ndarray:
+    """(C, H, W) float32 resized to ``size`` (at least 1x1) with ``F.interpolate``'s ``mode``."""
     size = (max(1, size[0]), max(1, size[1]))
     if size == img.shape[1:]:
         return img

@@ -15,6 +15,7 @@ import typer
 
 
 def _options(config_cls: type, omit: Collection[str]) -> list[dataclasses.Field]:
+    """The fields of ``config_cls`` that are command-line options, less ``omit``."""
     return [f for f in dataclasses.fields(config_cls) if "help" in f.metadata and f.name not in omit]
 
 
@@ -24,6 +25,7 @@ def _shown(default: Any) -> Any:
 
 
 def _parameter(f: dataclasses.Field, hint: Any) -> inspect.Parameter:
+    """The typer parameter of one setting field (``hint``: its type)."""
     meta = f.metadata
     kind = meta["cli"] or next((a for a in typing.get_args(hint) if a is not type(None)), hint)  # X of X | None
     default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default

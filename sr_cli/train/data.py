@@ -150,6 +150,7 @@ class ScaleCycle(Dataset):
 
 
 def _chw(arr: np.ndarray) -> torch.Tensor:
+    """(H, W, C) array → (C, H, W) tensor, contiguous."""
     return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
 
 

@@ -88,6 +88,7 @@ class MultiWidth(nn.Module):
 
 
 def _l1(a: Tensor, b: Tensor) -> Tensor:
+    """Mean absolute difference, in float32 (under autocast too)."""
     return F.l1_loss(a.float(), b.float())
 
 
@@ -108,6 +109,7 @@ class DistillObjective(Objective):
         return self.config.mode != "none"
 
     def _suffix(self, width: float) -> str:
+        """The CSV column suffix of a student width (none with one student)."""
         return f"_w{width:g}" if len(self.config.student_widths) > 1 else ""
 
     def term_names(self) -> list[str]:
@@ -214,10 +216,12 @@ class DistillTrainer(Trainer):
         return dataclasses.replace(config, model_options=arch)
 
     def _place(self, module: nn.Module) -> nn.Module:
+        """``module`` on the run's device and in its memory format."""
         module = module.to(self.device)
         return module.to(memory_format=torch.channels_last) if self.channels_last else module
 
     def _network(self, width: float, sliced: bool) -> CSDEDSR:
+        """A CSD network of the run's size at ``width`` (``sliced``: only that width's channels)."""
         return self.spec.build(self.scale, width=width, sliced=sliced, **self.config.model_options)
 
     def build_model(self) -> nn.Module:
@@ -259,6 +263,7 @@ class DistillTrainer(Trainer):
         return self._student(trained.net, self.config.export_width) if self.config.mode == "csd" else trained
 
     def _options(self, width: float, sliced: bool) -> dict[str, Any]:
+        """The build options written into weights of ``width``."""
         return {"width": width, **self.config.model_options, "sliced": sliced}
 
     def weights_metadata(self, val: dict[str, float] | None) -> dict[str, Any]:
