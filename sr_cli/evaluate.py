@@ -80,13 +80,13 @@ class Degradation:
 
     def make(self, hr: np.ndarray, scale: int, source: Path) -> np.ndarray:
         """The LR for ``hr`` (already cropped to a multiple of ``scale``)."""
-        if self.name == "realesrgan" and self.lr_dir is None:
+        if self.lr_dir is not None:
+            return self._read_lr(hr, scale, source)
+        if self.name == "realesrgan":
             return degrade_picture(hr, scale, self.seed, source.name)
-        if self.lr_dir is None:
-            lr = degrade(hr[..., 0] if hr.shape[2] == 1 else hr, scale, self.name, blur_sigma=self.blur_sigma,
-                         noise_sigma=self.noise_sigma, jpeg_quality=self.jpeg_quality, seed=self.seed)
-            return lr[..., None] if lr.ndim == 2 else lr
-        return self._read_lr(hr, scale, source)
+        lr = degrade(hr[..., 0] if hr.shape[2] == 1 else hr, scale, self.name, blur_sigma=self.blur_sigma,
+                     noise_sigma=self.noise_sigma, jpeg_quality=self.jpeg_quality, seed=self.seed)
+        return lr[..., None] if lr.ndim == 2 else lr
 
     def _read_lr(self, hr: np.ndarray, scale: int, source: Path) -> np.ndarray:
         assert self.lr_dir is not None

@@ -171,11 +171,11 @@ class TrainConfig:
             value = getattr(self, f.name)
             if f.name in written or value == getattr(defaults, f.name):
                 continue
-            flag = "--" + f.name.replace("_", "-")
+            flag = (f.metadata.get("flags") or ("--" + f.name.replace("_", "-"),))[0].split("/")[0]  # its long flag
             if isinstance(value, dict):
-                args += [a for k, v in value.items() for a in ("--model-option", f"{k}={json.dumps(v)}")]
+                args += [a for k, v in value.items() for a in (flag, f"{k}={json.dumps(v)}")]
             elif isinstance(value, bool):
-                args.append(flag if value else f"--no-{f.name.replace('_', '-')}")
+                args.append(flag if value else f"--no-{flag[2:]}")
             elif f.metadata.get("repeat"):
                 args += [a for v in value for a in (flag, str(v))]
             elif isinstance(value, (list, tuple)):

@@ -49,7 +49,7 @@ def training_sets(config: TrainConfig, images: list[np.ndarray], paths: list[Pat
             note(f"degrading the {len(images)} training images to x{s} ({config.degradation}), "
                  + ("or reading them from --cache-dir" if cache else "once, in memory"))
             low = degrade_images(images, s, config.degradation, keys=keys, cache_dir=cache)
-        sets.append(PatchPairs(images, config.patch, s, config.degradation, config.seed, config.augment, low))
+        sets.append(PatchPairs(images, config.patch, s, seed=config.seed, augment=config.augment, lr_images=low))
     return sets
 
 
