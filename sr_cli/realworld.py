@@ -12,7 +12,7 @@ pixels, up to half a kernel from its edge, are filtered with reflected borders r
 
 All randomness is drawn by :func:`draw_plan` from one ``numpy.random.Generator`` (the noise fields from seeds it
 draws), and :func:`apply_plan` is a pure function of the image and the plan: the same generator state gives the
-same LR bytes in any process. Pixel values are float32 in 0-255 units, (C, H, W).
+same LR bytes in any process. Pixel values are float32 (float64 for bench) in 0-255 units, (C, H, W).
 """
 
 from __future__ import annotations
@@ -210,12 +210,12 @@ def _filter(img: np.ndarray, kernel: np.ndarray | None) -> np.ndarray:
         return img
     r = kernel.shape[0] // 2
     padded = torch.from_numpy(np.pad(img, ((0, 0), (r, r), (r, r)), mode="reflect"))
-    weight = torch.from_numpy(kernel)[None, None].expand(img.shape[0], 1, -1, -1)
+    weight = torch.from_numpy(kernel.astype(img.dtype))[None, None].expand(img.shape[0], 1, -1, -1)
     return F.conv2d(padded[None], weight, groups=img.shape[0])[0].numpy()
 
 
 def _resize(img: np.ndarray, size: tuple[int, int], mode: str) -> np.ndarray:
-    """(C, H, W) float32 resized to ``size`` (at least 1x1) with ``F.interpolate``'s ``mode``."""
+    """(C, H, W) floats resized to ``size`` (at least 1x1) with ``F.interpolate``'s ``mode``."""
     size = (max(1, size[0]), max(1, size[1]))
     if size == img.shape[1:]:
         return img
@@ -227,20 +227,20 @@ def _noisy(img: np.ndarray, noise: Noise) -> np.ndarray:
     rng = np.random.default_rng(noise.seed)
     if noise.gaussian:
         shape = (1, *img.shape[1:]) if noise.gray else img.shape
-        added = rng.standard_normal(shape, dtype=np.float32) * np.float32(noise.amount)
+        added = rng.standard_normal(shape, dtype=img.dtype) * img.dtype.type(noise.amount)
     else:  # Poisson at 2^ceil(log2(distinct levels)) levels of the 8-bit image, scaled
-        base = np.tensordot(GRAY_WEIGHTS, img, axes=1)[None] if noise.gray else img
+        base = np.tensordot(GRAY_WEIGHTS.astype(img.dtype), img, axes=1)[None] if noise.gray else img
         levels = round_to_uint8(base)
         vals = 2.0 ** math.ceil(math.log2(np.count_nonzero(np.bincount(levels.ravel(), minlength=256))))
-        added = (rng.poisson(levels * (vals / 255.0)) * (255.0 / vals) - levels).astype(np.float32)
-        added *= np.float32(noise.amount)
+        added = (rng.poisson(levels * (vals / 255.0)) * (255.0 / vals) - levels).astype(img.dtype)
+        added *= img.dtype.type(noise.amount)
     return np.clip(img + added, 0.0, 255.0)
 
 
 def _compressed(img: np.ndarray, quality: int) -> np.ndarray:
     """Through Pillow's JPEG at ``quality`` (clamped and rounded to 8 bits first)."""
     return np.ascontiguousarray(jpeg_roundtrip(round_to_uint8(img.transpose(1, 2, 0)), quality).transpose(2, 0, 1),
-                                dtype=np.float32)
+                                dtype=img.dtype)
 
 
 def _stage(img: np.ndarray, stage: Stage, base: tuple[int, int]) -> np.ndarray:
@@ -250,12 +250,12 @@ def _stage(img: np.ndarray, stage: Stage, base: tuple[int, int]) -> np.ndarray:
     return _noisy(img, stage.noise)
 
 
-def apply_plan(hr: np.ndarray, scale: int, plan: Plan) -> np.ndarray:
+def apply_plan(hr: np.ndarray, scale: int, plan: Plan, dtype: type = np.float32) -> np.ndarray:
     """HR uint8 (H, W, 3), H and W multiples of ``scale`` → LR uint8 (H / scale, W / scale, 3) degraded by
-    ``plan``."""
+    ``plan``, computed in ``dtype`` (float64: the same bytes on any CPU, see :func:`degrade_picture`)."""
     h, w = hr.shape[:2]
     lr_size = (h // scale, w // scale)
-    img = np.ascontiguousarray(hr.transpose(2, 0, 1), dtype=np.float32)
+    img = np.ascontiguousarray(hr.transpose(2, 0, 1), dtype=dtype)
     img = _compressed(_stage(img, plan.first, (h, w)), plan.first.quality)
     img = _stage(img, plan.second, lr_size)
     if plan.jpeg_first:
@@ -266,17 +266,19 @@ def apply_plan(hr: np.ndarray, scale: int, plan: Plan) -> np.ndarray:
     return np.ascontiguousarray(round_to_uint8(img).transpose(1, 2, 0))
 
 
-def degrade_realworld(hr: np.ndarray, scale: int, rng: np.random.Generator,
-                      params: RealWorldParams = DEFAULTS) -> np.ndarray:
-    """HR uint8 (H, W, 3) → LR uint8 (H // scale, W // scale, 3) by a plan drawn from ``rng``; HR is cropped to
-    a multiple of ``scale``."""
-    return apply_plan(crop_to_scale(hr, scale), scale, draw_plan(rng, params))
+def degrade_realworld(hr: np.ndarray, scale: int, rng: np.random.Generator, params: RealWorldParams = DEFAULTS,
+                      dtype: type = np.float32) -> np.ndarray:
+    """HR uint8 (H, W, 3) → LR uint8 (H // scale, W // scale, 3) by a plan drawn from ``rng``, computed in ``dtype``;
+    HR is cropped to a multiple of ``scale``."""
+    return apply_plan(crop_to_scale(hr, scale), scale, draw_plan(rng, params), dtype)
 
 
 def degrade_picture(hr: np.ndarray, scale: int, seed: int, name: str) -> np.ndarray:
     """A whole picture's LR (``srtool bench --degradation realesrgan``): (H, W, C) uint8, C 1 or 3 (gray is degraded
     as RGB and its first channel kept), by the plan of ``default_rng([seed, 3, crc32(name)])``: the same file name
-    and seed give the same LR on every run."""
-    rgb = np.repeat(hr, 3, axis=2) if hr.shape[2] == 1 else hr
-    lr = degrade_realworld(np.ascontiguousarray(rgb), scale, np.random.default_rng([seed, 3, zlib.crc32(name.encode())]))
+    and seed give the same LR on every run. Computed in float64: float32 convolutions sum in an order that depends on
+    the CPU (AVX2, AVX-512), and a value moved across a rounding edge moves a whole JPEG block, so a score measured on
+    one machine would not be the score on another; float64's errors stay far from any edge."""
+    rgb = np.ascontiguousarray(np.repeat(hr, 3, axis=2) if hr.shape[2] == 1 else hr)
+    lr = degrade_realworld(rgb, scale, np.random.default_rng([seed, 3, zlib.crc32(name.encode())]), dtype=np.float64)
     return lr[..., :1] if hr.shape[2] == 1 else lr
